@@ -1,0 +1,447 @@
+import * as nodeFs from 'node:fs';
+import { resolve } from 'node:path';
+import { TokenSourceError } from './errors.js';
+import type { TokenFileSystem } from './fileSystem.js';
+import { watchFolder, type FolderSubscription } from './internal/folderWatch.js';
+import { readTokenFile } from './internal/readTokenFile.js';
+import { decodeToken, validateRefreshRatio, type Token } from './token.js';
+import type { GetTokenOptions, TokenSource } from './tokenSource.js';
+
+/** Where the kubelet mounts the default ServiceAccount token in every pod. */
+export const DEFAULT_TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** Options of {@link FileTokenSource}. Every one is optional. */
+export interface FileTokenSourceOptions {
+  /**
+   * The token file.
+   * @default DEFAULT_TOKEN_PATH
+   */
+  path?: string;
+  /** The token's `aud` must hold one of these; otherwise `TOKEN_AUDIENCE_MISMATCH`. Default: any. */
+  audience?: string | string[];
+  /**
+   * Fraction of the lifetime after which to look for a new token, for tokens without `warnafter`.
+   * @default 0.8
+   */
+  refreshRatio?: number;
+  /**
+   * Milliseconds between safety-net re-reads, for when file events are lost; `0` turns it off.
+   * @default 60_000
+   */
+  pollInterval?: number;
+  /**
+   * Milliseconds to wait for the first token before `ready()` rejects with `TOKEN_NOT_READY`.
+   * @default 30_000
+   */
+  readyTimeout?: number;
+  /**
+   * Largest token file accepted, in bytes; larger ones give `TOKEN_TOO_LARGE`.
+   * @default 65_536
+   */
+  maxTokenBytes?: number;
+  /**
+   * The file system to read from. A memfs `fs` works, for tests.
+   * @default node:fs (watched with chokidar)
+   */
+  fs?: TokenFileSystem;
+  /**
+   * Watch the token's folder for changes. With `false`, changes are seen at `refreshAt`,
+   * by the poll and by `invalidate()` only.
+   * @default true
+   */
+  watch?: boolean;
+}
+
+type RefreshListener = (token: Token, previous: Token | undefined) => void;
+type ErrorListener = (error: TokenSourceError) => void;
+
+interface Waiter {
+  resolve(value: string): void;
+  reject(error: unknown): void;
+}
+
+const SECOND = 1000;
+const MAX_BACKOFF = 30 * SECOND;
+// setTimeout fires at once for delays over 2^31 − 1 ms (~24.8 days): clamp and re-arm.
+const MAX_TIMER = 2 ** 31 - 1;
+
+/**
+ * Keeps the token in a file in memory and reloads it the moment it changes.
+ *
+ * Reloads on folder events (the kubelet's `..data` swap), at `refreshAt` (`warnafter`, or
+ * 80 % of the lifetime), on the poll, and on `invalidate()`; concurrent triggers share one
+ * read. Bad content never replaces a good token: the last good one is served until it
+ * expires, errors go to `onError`, and the file is re-read with backoff (1 s doubling to 30 s).
+ *
+ * @example
+ * ```ts
+ * import { FileTokenSource } from '@podtoken/core';
+ *
+ * await using source = new FileTokenSource({ audience: 'https://kubernetes.default.svc' });
+ * const token = await source.getToken(); // from memory after the first load
+ * ```
+ */
+export class FileTokenSource implements TokenSource, AsyncDisposable {
+  /** The token file, as given (resolved against the working directory for node:fs). */
+  readonly path: string;
+
+  readonly #fs: TokenFileSystem;
+  readonly #audience: readonly string[] | undefined;
+  readonly #refreshRatio: number;
+  readonly #maxTokenBytes: number;
+  readonly #refreshListeners = new Set<RefreshListener>();
+  readonly #errorListeners = new Set<ErrorListener>();
+  readonly #waiters = new Set<Waiter>();
+  readonly #ready: Promise<Token>;
+  #resolveReady!: (token: Token) => void;
+  #rejectReady!: (error: unknown) => void;
+
+  #token: Token | undefined;
+  // The same settled promise for every getToken() call until the token changes: no allocation.
+  #tokenPromise: Promise<string> | undefined;
+  #expiresAtMs = Infinity;
+  #lastError: TokenSourceError | undefined;
+  #readyTimedOut = false;
+  #closed = false;
+
+  #reading: Promise<void> | undefined;
+  #queued: Promise<void> | undefined;
+  #failures = 0;
+  #staleReads = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #readyTimer: ReturnType<typeof setTimeout> | undefined;
+  #pollTimer: ReturnType<typeof setInterval> | undefined;
+  #watch: FolderSubscription | undefined;
+
+  constructor(options: FileTokenSourceOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError('FileTokenSource: options must be an object');
+    }
+    const path = options.path ?? DEFAULT_TOKEN_PATH;
+    if (typeof path !== 'string' || path === '') throw new TypeError('FileTokenSource: path must be a non-empty string');
+    const refreshRatio = options.refreshRatio ?? 0.8;
+    validateRefreshRatio(refreshRatio, 'FileTokenSource');
+    const pollInterval = nonNegative(options.pollInterval, 60_000, 'pollInterval');
+    const readyTimeout = nonNegative(options.readyTimeout, 30_000, 'readyTimeout');
+    const maxTokenBytes = nonNegative(options.maxTokenBytes, 65_536, 'maxTokenBytes');
+    if (maxTokenBytes < 1) throw new TypeError('FileTokenSource: maxTokenBytes must be at least 1');
+    const audience = options.audience === undefined ? undefined : [options.audience].flat();
+    if (audience !== undefined && (audience.length === 0 || !audience.every((a) => typeof a === 'string' && a !== ''))) {
+      throw new TypeError('FileTokenSource: audience must be a non-empty string or a non-empty array of them');
+    }
+    const customFs = options.fs !== undefined && options.fs !== (nodeFs as unknown) ? options.fs : undefined;
+    if (customFs !== undefined && typeof customFs.promises?.open !== 'function') {
+      throw new TypeError('FileTokenSource: fs must look like node:fs (fs.promises.open is missing)');
+    }
+
+    this.path = customFs === undefined ? resolve(path) : path;
+    this.#fs = customFs ?? (nodeFs as unknown as TokenFileSystem);
+    this.#audience = audience;
+    this.#refreshRatio = refreshRatio;
+    this.#maxTokenBytes = maxTokenBytes;
+    this.#ready = new Promise<Token>((resolve, reject) => {
+      this.#resolveReady = resolve;
+      this.#rejectReady = reject;
+    });
+    // Nobody has to call ready(): a rejection nobody awaits must not be "unhandled".
+    this.#ready.catch(() => {});
+
+    if (options.watch ?? true) {
+      this.#watch = watchFolder(customFs, this.path, () => void this.#reload());
+    }
+    if (pollInterval > 0) {
+      this.#pollTimer = setInterval(() => void this.#reload(), pollInterval);
+      this.#pollTimer.unref?.();
+    }
+    if (readyTimeout > 0) {
+      this.#readyTimer = setTimeout(() => this.#onReadyTimeout(), Math.min(readyTimeout, MAX_TIMER));
+      this.#readyTimer.unref?.();
+    }
+    void this.#reload();
+  }
+
+  /** The token in memory now, decoded; undefined before the first load. */
+  get current(): Token | undefined {
+    return this.#token;
+  }
+
+  /** Resolves with the first token; rejects with `TOKEN_NOT_READY` after `readyTimeout`, `TOKEN_SOURCE_CLOSED` on close. */
+  ready(): Promise<Token> {
+    return this.#ready;
+  }
+
+  /**
+   * The current token, from memory. Before the first load it waits (until `readyTimeout`,
+   * or `signal`). Rejects with `TOKEN_EXPIRED` when the only token it has is past `exp`,
+   * and with `TOKEN_SOURCE_CLOSED` after `close()`.
+   */
+  getToken(options?: GetTokenOptions): Promise<string> {
+    // The hot path: no disk, no parsing, no allocation.
+    if (this.#tokenPromise !== undefined && Date.now() < this.#expiresAtMs) return this.#tokenPromise;
+    if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.#token !== undefined) return Promise.reject(this.#expiredError(this.#token));
+    if (this.#readyTimedOut) return Promise.reject(this.#notReadyError());
+    return this.#waitForFirstToken(options?.signal);
+  }
+
+  /**
+   * A server rejected `rejected` (e.g. answered 401): re-read the file now, unless the
+   * token in memory is already another one. Resolves when the read is done; never rejects
+   * (read errors go to `onError`).
+   */
+  async invalidate(rejected: string): Promise<void> {
+    if (this.#closed) return;
+    if (this.#token !== undefined && this.#token.value !== rejected) return;
+    await this.#reload();
+  }
+
+  /** Calls `listener` after each new token is loaded (not for the same token read again). Returns an unsubscribe function. */
+  onRefresh(listener: (token: Token, previous: Token | undefined) => void): () => void {
+    this.#refreshListeners.add(listener);
+    return () => void this.#refreshListeners.delete(listener);
+  }
+
+  /**
+   * Calls `listener` for each failed read or rejected content. Errors are reported, never
+   * thrown: with no listener they are only kept for `getToken()`'s rejections.
+   * Returns an unsubscribe function.
+   */
+  onError(listener: (error: TokenSourceError) => void): () => void {
+    this.#errorListeners.add(listener);
+    return () => void this.#errorListeners.delete(listener);
+  }
+
+  /** Stops the watcher and timers. Pending and later `getToken()` calls reject with `TOKEN_SOURCE_CLOSED`. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#tokenPromise = undefined;
+    clearTimeout(this.#timer);
+    clearTimeout(this.#readyTimer);
+    clearInterval(this.#pollTimer);
+    const error = this.#closedError();
+    this.#rejectReady(error);
+    for (const waiter of this.#waiters) waiter.reject(error);
+    this.#waiters.clear();
+    this.#refreshListeners.clear();
+    this.#errorListeners.clear();
+    const watch = this.#watch;
+    this.#watch = undefined;
+    await Promise.all([watch?.close(), this.#reading?.catch(() => {})]);
+  }
+
+  /** `await using source = new FileTokenSource()` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Redacted: a source printed in a log shows its path and state, never the token. */
+  toJSON(): Record<string, unknown> {
+    return { path: this.path, closed: this.#closed, current: this.#token };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `FileTokenSource { path: ${this.path}, ${this.#closed ? 'closed' : this.#token ? String(this.#token) : 'loading'} }`;
+  }
+
+  // Single flight: one read at a time. A trigger that arrives during a read may have been
+  // caused by a write that read did not see, so it queues exactly one more read after it;
+  // every further trigger joins that queued read.
+  #reload(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (this.#reading === undefined) {
+      this.#reading = this.#readOnce().finally(() => {
+        this.#reading = undefined;
+      });
+      return this.#reading;
+    }
+    this.#queued ??= this.#reading.then(() => {
+      this.#queued = undefined;
+      return this.#reload();
+    });
+    return this.#queued;
+  }
+
+  async #readOnce(): Promise<void> {
+    let outcome: 'changed' | 'same' | 'failed';
+    try {
+      outcome = this.#accept(await readTokenFile(this.#fs, this.path, this.#maxTokenBytes));
+    } catch (error) {
+      if (this.#closed) return;
+      outcome = 'failed';
+      this.#fail(
+        error instanceof TokenSourceError
+          ? error
+          : new TokenSourceError('TOKEN_FILE_UNREADABLE', `Reading token file ${this.path} failed unexpectedly.`, {
+              path: this.path,
+              cause: error,
+            }),
+      );
+    }
+    if (this.#closed) return;
+    if (outcome !== 'failed') {
+      this.#failures = 0;
+      this.#lastError = undefined;
+      this.#watch?.rearm();
+    }
+    this.#schedule(outcome);
+  }
+
+  #accept(raw: string): 'changed' | 'same' {
+    if (this.#closed) return 'same';
+    const previous = this.#token;
+    if (previous !== undefined && raw.trim() === previous.value) return 'same';
+    let token: Token;
+    try {
+      token = decodeToken(raw, { refreshRatio: this.#refreshRatio });
+    } catch (error) {
+      throw withPath(error, this.path);
+    }
+    // A file that held a JWT and now holds something else is a torn or foreign write.
+    if (previous !== undefined && previous.kind !== 'opaque' && token.kind === 'opaque') {
+      throw new TokenSourceError(
+        'TOKEN_MALFORMED',
+        `Token file ${this.path} no longer holds a JWT (it did before): probably a partial write. Keeping the last good token.`,
+        { path: this.path },
+      );
+    }
+    if (this.#audience !== undefined && !token.audience.some((a) => this.#audience!.includes(a))) {
+      throw new TokenSourceError(
+        'TOKEN_AUDIENCE_MISMATCH',
+        `Token file ${this.path} holds a token for audience [${token.audience.join(', ')}], expected one of [${this.#audience.join(', ')}]. Check serviceAccountToken.audience in the pod spec.`,
+        { path: this.path },
+      );
+    }
+    if (token.expiresAt !== undefined && token.expiresAt.getTime() <= Date.now()) {
+      throw new TokenSourceError(
+        'TOKEN_EXPIRED',
+        `Token file ${this.path} holds a token that expired at ${token.expiresAt.toISOString()}. The kubelet has not written a fresh one yet.`,
+        { path: this.path },
+      );
+    }
+    this.#token = token;
+    this.#tokenPromise = Promise.resolve(token.value);
+    this.#expiresAtMs = token.expiresAt?.getTime() ?? Infinity;
+    this.#staleReads = 0;
+    if (previous === undefined) {
+      clearTimeout(this.#readyTimer);
+      this.#resolveReady(token);
+      for (const waiter of this.#waiters) waiter.resolve(token.value);
+      this.#waiters.clear();
+    }
+    for (const listener of this.#refreshListeners) safely(listener, token, previous);
+    return 'changed';
+  }
+
+  #fail(error: TokenSourceError): void {
+    this.#lastError = error;
+    if (error.code === 'TOKEN_FILE_MISSING') this.#watch?.suspect();
+    for (const listener of this.#errorListeners) safely(listener, error);
+  }
+
+  #schedule(outcome: 'changed' | 'same' | 'failed'): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const now = Date.now();
+    let delay: number | undefined;
+    if (outcome === 'failed') {
+      delay = backoff(this.#failures++);
+    } else {
+      const refreshAt = this.#token?.refreshAt?.getTime();
+      if (refreshAt === undefined || now >= this.#expiresAtMs) {
+        delay = undefined; // never expires, or expired: events and the poll carry on
+      } else if (now < refreshAt) {
+        delay = refreshAt - now;
+      } else {
+        // Past refreshAt and still the same token: the kubelet may not have written yet.
+        delay = backoff(this.#staleReads++);
+      }
+    }
+    if (delay === undefined) return;
+    this.#timer = setTimeout(() => void this.#reload(), Math.min(delay, MAX_TIMER));
+    this.#timer.unref?.();
+  }
+
+  #waitForFirstToken(signal: AbortSignal | undefined): Promise<string> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<string>((resolve, reject) => {
+      const onAbort = () => {
+        this.#waiters.delete(waiter);
+        reject(signal!.reason);
+      };
+      const waiter: Waiter = {
+        resolve: (value) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        reject: (error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      };
+      this.#waiters.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  #onReadyTimeout(): void {
+    if (this.#token !== undefined || this.#closed) return;
+    this.#readyTimedOut = true;
+    const error = this.#notReadyError();
+    this.#rejectReady(error);
+    for (const waiter of this.#waiters) waiter.reject(error);
+    this.#waiters.clear();
+  }
+
+  #notReadyError(): TokenSourceError {
+    const last = this.#lastError;
+    return new TokenSourceError(
+      'TOKEN_NOT_READY',
+      `No token could be loaded from ${this.path}${last ? ` (last error: ${last.code}: ${last.message})` : ''}.`,
+      { path: this.path, cause: last },
+    );
+  }
+
+  #expiredError(token: Token): TokenSourceError {
+    return new TokenSourceError(
+      'TOKEN_EXPIRED',
+      `The token from ${this.path} expired at ${token.expiresAt?.toISOString()} and no fresh one has been read${
+        this.#lastError ? ` (last error: ${this.#lastError.code})` : ''
+      }. Check that the kubelet is rotating it.`,
+      { path: this.path, cause: this.#lastError },
+    );
+  }
+
+  #closedError(): TokenSourceError {
+    return new TokenSourceError('TOKEN_SOURCE_CLOSED', `The token source for ${this.path} is closed.`, { path: this.path });
+  }
+}
+
+function backoff(attempt: number): number {
+  return Math.min(SECOND * 2 ** Math.min(attempt, 16), MAX_BACKOFF);
+}
+
+function nonNegative(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new TypeError(`FileTokenSource: ${name} must be a finite number >= 0, got ${String(value)}`);
+  }
+  return value;
+}
+
+function withPath(error: unknown, path: string): unknown {
+  if (error instanceof TokenSourceError && error.path === undefined) {
+    return new TokenSourceError(error.code, `Token file ${path}: ${error.message}`, { path });
+  }
+  return error;
+}
+
+// A listener that throws must not stop the others or the source; it is a bug in the app,
+// so it surfaces as a process warning rather than vanishing.
+function safely<A extends unknown[]>(listener: (...args: A) => void, ...args: A): void {
+  try {
+    listener(...args);
+  } catch (error) {
+    process.emitWarning(`A podtoken listener threw: ${error instanceof Error ? error.message : String(error)}`, 'PodtokenWarning');
+  }
+}

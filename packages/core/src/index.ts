@@ -1,0 +1,13 @@
+export { FileTokenSource, DEFAULT_TOKEN_PATH } from './fileTokenSource.js';
+export type { FileTokenSourceOptions } from './fileTokenSource.js';
+export { createTokenSources } from './tokenSources.js';
+export type { TokenSources } from './tokenSources.js';
+export { staticTokenSource } from './tokenSource.js';
+export type { TokenSource, GetTokenOptions } from './tokenSource.js';
+export { decodeToken } from './token.js';
+export type { Token, TokenKind, Ref, KubernetesClaims, DecodeTokenOptions } from './token.js';
+export { TokenSourceError, isTokenSourceError, TOKEN_ERROR_CODES } from './errors.js';
+export type { TokenErrorCode, TokenSourceErrorOptions } from './errors.js';
+export type { TokenFileSystem, TokenFileHandle, TokenFileWatcher } from './fileSystem.js';
+export { createOriginFilter, isSameOrigin, bearer, tokenForRetry } from './adapterSupport.js';
+export type { AdapterOptions } from './adapterSupport.js';

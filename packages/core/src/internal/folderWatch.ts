@@ -1,0 +1,179 @@
+import * as nodeFs from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import type { TokenFileSystem } from '../fileSystem.js';
+
+/** A source's subscription to its folder. */
+export interface FolderSubscription {
+  /** Start the watcher again if it died (folder removed, watch limit hit). Cheap when it is alive. */
+  rearm(): void;
+  /** Say the watcher may be dead (a read found the file missing). */
+  suspect(): void;
+  close(): Promise<void>;
+}
+
+interface Subscriber {
+  readonly fileName: string;
+  readonly onChange: () => void;
+}
+
+// The kubelet's atomic writer swaps the `..data` symlink and never touches `token -> ..data/token`,
+// so a watch on the file alone misses rotations: we watch the folder (depth 0) and react to
+// `..data` (every file in the folder changed) or to a subscriber's own file name (a plain file
+// replaced or rewritten). Timestamped folders and `..data_tmp` are noise.
+const DATA_LINK = '..data';
+
+class FolderWatch {
+  readonly #subscribers = new Set<Subscriber>();
+  #handle: { close(): Promise<void> | void } | undefined;
+  #broken = false;
+  // Once `..data` has been seen, per-file events are echoes of the same swap.
+  #kubeletLayout = false;
+
+  constructor(
+    readonly dir: string,
+    readonly fs: TokenFileSystem | undefined,
+    readonly onEmpty: () => void,
+  ) {}
+
+  get size(): number {
+    return this.#subscribers.size;
+  }
+
+  add(subscriber: Subscriber): FolderSubscription {
+    this.#subscribers.add(subscriber);
+    if (this.#handle === undefined && !this.#broken) this.#start();
+    return {
+      rearm: () => {
+        if (this.#broken && this.#subscribers.has(subscriber)) this.#restart();
+      },
+      suspect: () => {
+        this.#broken = true;
+      },
+      close: async () => {
+        if (!this.#subscribers.delete(subscriber) || this.#subscribers.size > 0) return;
+        this.onEmpty();
+        await this.#stop();
+      },
+    };
+  }
+
+  #start(): void {
+    this.#broken = false;
+    try {
+      this.#handle = this.fs === undefined ? this.#startChokidar() : this.#startFsWatch(this.fs);
+    } catch {
+      // No folder yet, no `watch` in a custom fs, or a watch limit: the poll and the
+      // backoff re-reads carry on, and `rearm()` tries again after the next good read.
+      this.#handle = undefined;
+      this.#broken = true;
+    }
+  }
+
+  #restart(): void {
+    const old = this.#handle;
+    this.#handle = undefined;
+    void Promise.resolve(old?.close()).catch(() => {});
+    this.#start();
+  }
+
+  async #stop(): Promise<void> {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    this.#broken = false;
+    await handle?.close();
+  }
+
+  #startChokidar(): FSWatcher {
+    if (!nodeFs.existsSync(this.dir)) throw new Error('folder missing');
+    const watcher = chokidarWatch(this.dir, {
+      depth: 0,
+      ignoreInitial: true,
+      followSymlinks: false,
+      // atomic would hold back unlink events by 100 ms; we want every event now.
+      atomic: false,
+      persistent: true,
+    });
+    watcher.on('all', (event, path) => {
+      if (resolve(path) === this.dir) {
+        if (event === 'unlinkDir') this.#died();
+        return;
+      }
+      this.#dispatch(basename(path));
+    });
+    watcher.on('error', () => this.#died());
+    return watcher;
+  }
+
+  #startFsWatch(fs: TokenFileSystem): { close(): void } {
+    if (fs.watch === undefined) throw new Error('no watch');
+    const watcher = fs.watch(this.dir, { persistent: true }, (_event, filename) => {
+      if (filename === null || filename === undefined) {
+        this.#notifyAll();
+        return;
+      }
+      const name = String(filename);
+      // fs.watch names the folder itself when it is removed.
+      if (name === basename(this.dir)) this.#died();
+      this.#dispatch(name);
+    });
+    watcher.on('error', () => this.#died());
+    return watcher;
+  }
+
+  #died(): void {
+    this.#broken = true;
+    this.#notifyAll();
+  }
+
+  #dispatch(name: string): void {
+    if (name === DATA_LINK) {
+      this.#kubeletLayout = true;
+      this.#notifyAll();
+      return;
+    }
+    if (this.#kubeletLayout) return;
+    for (const subscriber of this.#subscribers) {
+      if (subscriber.fileName === name) subscriber.onChange();
+    }
+  }
+
+  #notifyAll(): void {
+    for (const subscriber of this.#subscribers) subscriber.onChange();
+  }
+}
+
+// One watcher per folder per file system, shared by every source in the process,
+// whether made through createTokenSources or one by one.
+const nodeWatches = new Map<string, FolderWatch>();
+const customWatches = new WeakMap<TokenFileSystem, Map<string, FolderWatch>>();
+
+/**
+ * Subscribes `onChange` to changes of `path` (a file), through one shared folder watcher.
+ * `fs` undefined means node:fs through chokidar.
+ */
+export function watchFolder(fs: TokenFileSystem | undefined, path: string, onChange: () => void): FolderSubscription {
+  const file = resolve(path);
+  const dir = dirname(file);
+  let watches: Map<string, FolderWatch>;
+  if (fs === undefined) {
+    watches = nodeWatches;
+  } else {
+    watches = customWatches.get(fs) ?? new Map();
+    customWatches.set(fs, watches);
+  }
+  let watch = watches.get(dir);
+  if (watch === undefined) {
+    const created: FolderWatch = new FolderWatch(dir, fs, () => {
+      if (watches.get(dir) === created) watches.delete(dir);
+    });
+    watch = created;
+    watches.set(dir, watch);
+  }
+  return watch.add({ fileName: basename(file), onChange });
+}
+
+/** @internal How many folder watchers are open now (node:fs ones), for tests and benchmarks. */
+export function openFolderWatchCount(): number {
+  return nodeWatches.size;
+}

@@ -1,0 +1,61 @@
+import { TokenSourceError } from '../errors.js';
+import type { TokenFileSystem } from '../fileSystem.js';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Reads at most `maxBytes` (+1 to detect overflow) from `path`, so a 10 MiB file costs
+ * 64 KiB of memory, not 10 MiB. One open, one or more reads, one close: the only I/O a
+ * reload does.
+ */
+export async function readTokenFile(fs: TokenFileSystem, path: string, maxBytes: number): Promise<string> {
+  let handle;
+  try {
+    handle = await fs.promises.open(path, 'r');
+  } catch (error) {
+    throw fileError(error, path);
+  }
+  try {
+    const buffer = new Uint8Array(maxBytes + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    if (length > maxBytes) {
+      throw new TokenSourceError(
+        'TOKEN_TOO_LARGE',
+        `Token file ${path} is larger than maxTokenBytes (${maxBytes} bytes); a ServiceAccount token is a few KiB. Check the path points at a token.`,
+        { path },
+      );
+    }
+    try {
+      return utf8.decode(buffer.subarray(0, length));
+    } catch {
+      throw new TokenSourceError('TOKEN_MALFORMED', `Token file ${path} is not valid UTF-8.`, { path });
+    }
+  } catch (error) {
+    throw error instanceof TokenSourceError ? error : fileError(error, path);
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
+function fileError(error: unknown, path: string): TokenSourceError {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') {
+    return new TokenSourceError(
+      'TOKEN_FILE_MISSING',
+      `Token file ${path} does not exist (or is a dangling symlink). Check that the pod mounts the projected volume at this path.`,
+      { path, cause: error },
+    );
+  }
+  const why =
+    code === 'EISDIR'
+      ? 'it is a directory'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied; check the volume defaultMode and the pod securityContext (fsGroup)'
+        : `${typeof code === 'string' ? code : 'an I/O error'}`;
+  return new TokenSourceError('TOKEN_FILE_UNREADABLE', `Token file ${path} cannot be read: ${why}.`, { path, cause: error });
+}

@@ -1,0 +1,259 @@
+import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
+import { TokenSourceError } from './errors.js';
+
+/** A named Kubernetes object a bound token is tied to. */
+export interface Ref {
+  readonly name: string;
+  /** Empty when the token does not carry one (legacy tokens have no pod or node). */
+  readonly uid: string;
+}
+
+/** The `kubernetes.io` claims of a ServiceAccount token (bound or legacy), flattened. */
+export interface KubernetesClaims {
+  readonly namespace: string;
+  readonly serviceAccount: Ref;
+  readonly pod?: Ref;
+  readonly node?: Ref;
+  /** Legacy tokens come from a Secret; bound tokens may be bound to one instead of a pod. */
+  readonly secret?: Ref;
+}
+
+/**
+ * What kind of token a file held.
+ *
+ * - `bound`: a projected ServiceAccount token (has `exp` and a `kubernetes.io` claim).
+ * - `legacy`: a Secret-based ServiceAccount token (`iss: kubernetes/serviceaccount`, no `exp`).
+ * - `jwt`: any other JWT (an OIDC token from another issuer, say).
+ * - `opaque`: not a JWT at all; never expires from the client's point of view.
+ */
+export type TokenKind = 'bound' | 'legacy' | 'jwt' | 'opaque';
+
+/**
+ * A decoded token. The signature is not checked: the pod holds no key to check it with,
+ * and the API server checks it anyway.
+ *
+ * `value` is the token itself. It is not enumerable, and `toJSON`, `toString` and
+ * `util.inspect` redact it, so logging a `Token` never leaks it.
+ */
+export interface Token {
+  /** The raw token, trimmed of surrounding white space. Never print it. */
+  readonly value: string;
+  readonly kind: TokenKind;
+  /** `aud`, always as an array (empty when absent). */
+  readonly audience: readonly string[];
+  readonly subject?: string;
+  readonly issuer?: string;
+  readonly issuedAt?: Date;
+  readonly notBefore?: Date;
+  readonly expiresAt?: Date;
+  /** `kubernetes.io.warnafter`: set on tokens whose expiry the API server extended. */
+  readonly warnAfter?: Date;
+  /**
+   * When a reader should look for a fresh token: `warnAfter` when present (and before
+   * `expiresAt`), else `issuedAt + refreshRatio × (expiresAt − issuedAt)`.
+   * Undefined for tokens that never expire.
+   */
+  readonly refreshAt?: Date;
+  readonly kubernetes?: KubernetesClaims;
+}
+
+/** Options of {@link decodeToken}. */
+export interface DecodeTokenOptions {
+  /**
+   * Fraction of the lifetime (`exp − iat`) after which `refreshAt` falls, for tokens without `warnafter`.
+   * @default 0.8
+   */
+  refreshRatio?: number;
+}
+
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+const LEGACY_ISSUER = 'kubernetes/serviceaccount';
+// A header value cannot hold control characters or spaces; a file that does is not a token.
+const OPAQUE_TOKEN = /^[\x21-\x7e]+$/;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Decodes a token without checking its signature, and works out when to refresh it.
+ *
+ * Accepts bound, legacy and other JWTs and opaque (non-JWT) tokens. Throws a
+ * {@link TokenSourceError} with code `TOKEN_MALFORMED` for empty input, a broken JWT
+ * (anything with two dots or starting with `eyJ` must decode as one) or characters that
+ * cannot go in an `Authorization` header. Does not check expiry or audience.
+ *
+ * @example
+ * ```ts
+ * const token = decodeToken(await readFile(DEFAULT_TOKEN_PATH, 'utf8'));
+ * console.log(token.kind, token.subject, token.expiresAt, token.refreshAt);
+ * ```
+ */
+export function decodeToken(raw: string, options: DecodeTokenOptions = {}): Token {
+  if (typeof raw !== 'string') {
+    throw new TypeError('decodeToken: raw must be a string');
+  }
+  const refreshRatio = options.refreshRatio ?? 0.8;
+  validateRefreshRatio(refreshRatio, 'decodeToken');
+  const value = raw.trim();
+  if (value === '') {
+    throw new TokenSourceError('TOKEN_MALFORMED', 'The token is empty.');
+  }
+  const parts = value.split('.');
+  const looksLikeJwt = parts.length === 3 || value.startsWith('eyJ');
+  if (!looksLikeJwt) {
+    if (!OPAQUE_TOKEN.test(value)) {
+      throw new TokenSourceError(
+        'TOKEN_MALFORMED',
+        'The token holds characters that cannot be sent in an Authorization header (spaces, control characters or non-ASCII).',
+      );
+    }
+    return createToken(value, { kind: 'opaque', audience: [] });
+  }
+  const claims = decodeJwtParts(value, parts);
+  return fromClaims(value, claims, refreshRatio);
+}
+
+/** @internal Throws the TypeError that names the option, as every entry point does. */
+export function validateRefreshRatio(ratio: number, where: string): void {
+  if (typeof ratio !== 'number' || !(ratio > 0 && ratio <= 1)) {
+    throw new TypeError(`${where}: refreshRatio must be a number in (0, 1], got ${String(ratio)}`);
+  }
+}
+
+function decodeJwtParts(value: string, parts: string[]): JWTPayload {
+  const malformed = (why: string) =>
+    new TokenSourceError('TOKEN_MALFORMED', `The token is not a well-formed JWT: ${why}.`);
+  if (parts.length !== 3) throw malformed(`it has ${parts.length} dot-separated parts, not 3`);
+  if (!parts.every((part) => BASE64URL.test(part))) {
+    throw malformed('a part is empty or not base64url');
+  }
+  let header: Record<string, unknown>;
+  try {
+    header = decodeProtectedHeader(value) as Record<string, unknown>;
+  } catch {
+    // jose's own error is dropped on purpose: its cause may quote the decoded bytes.
+    throw malformed('the header does not decode to a JSON object');
+  }
+  if (typeof header['alg'] !== 'string') throw malformed('the header has no "alg"');
+  try {
+    return decodeJwt(value);
+  } catch {
+    throw malformed('the payload does not decode to a JSON object');
+  }
+}
+
+function fromClaims(value: string, claims: JWTPayload, refreshRatio: number): Token {
+  const audience = typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud.filter(isString) : [];
+  const issuedAt = numericDate(claims.iat);
+  const notBefore = numericDate(claims.nbf);
+  const expiresAt = numericDate(claims.exp);
+  const k8s = claims['kubernetes.io'];
+  const bound = isRecord(k8s);
+  const warnAfter = bound ? numericDate(k8s['warnafter']) : undefined;
+  const isLegacy = claims.iss === LEGACY_ISSUER;
+  const kind = isLegacy ? 'legacy' : bound && expiresAt !== undefined ? 'bound' : 'jwt';
+  const kubernetes = bound ? boundClaims(k8s) : isLegacy ? legacyClaims(claims) : undefined;
+
+  return createToken(value, {
+    kind,
+    audience,
+    subject: typeof claims.sub === 'string' ? claims.sub : undefined,
+    issuer: typeof claims.iss === 'string' ? claims.iss : undefined,
+    issuedAt,
+    notBefore,
+    expiresAt,
+    warnAfter,
+    refreshAt: refreshTime({ issuedAt, notBefore, expiresAt, warnAfter }, refreshRatio),
+    kubernetes,
+  });
+}
+
+// Why warnafter wins: a default token is requested for 3607 s but the API server may
+// extend its exp to a year; 80 % of that is ~292 days, long after the kubelet has moved on.
+function refreshTime(
+  t: { issuedAt: Date | undefined; notBefore: Date | undefined; expiresAt: Date | undefined; warnAfter: Date | undefined },
+  ratio: number,
+): Date | undefined {
+  if (t.expiresAt === undefined) return undefined;
+  const exp = t.expiresAt.getTime();
+  if (t.warnAfter !== undefined && t.warnAfter.getTime() < exp) return t.warnAfter;
+  const start = (t.issuedAt ?? t.notBefore)?.getTime();
+  // Without iat or nbf the lifetime is unknown: look for a new token from expiry on.
+  if (start === undefined || start >= exp) return t.expiresAt;
+  return new Date(start + Math.floor(ratio * (exp - start)));
+}
+
+function boundClaims(k8s: Record<string, unknown>): KubernetesClaims | undefined {
+  const namespace = typeof k8s['namespace'] === 'string' ? k8s['namespace'] : '';
+  const serviceAccount = ref(k8s['serviceaccount']) ?? { name: '', uid: '' };
+  return withoutUndefined({
+    namespace,
+    serviceAccount,
+    pod: ref(k8s['pod']),
+    node: ref(k8s['node']),
+    secret: ref(k8s['secret']),
+  });
+}
+
+function legacyClaims(claims: JWTPayload): KubernetesClaims {
+  const str = (key: string) => (typeof claims[key] === 'string' ? (claims[key] as string) : '');
+  const secretName = str('kubernetes.io/serviceaccount/secret.name');
+  return withoutUndefined({
+    namespace: str('kubernetes.io/serviceaccount/namespace'),
+    serviceAccount: {
+      name: str('kubernetes.io/serviceaccount/service-account.name'),
+      uid: str('kubernetes.io/serviceaccount/service-account.uid'),
+    },
+    secret: secretName ? { name: secretName, uid: '' } : undefined,
+  });
+}
+
+function ref(value: unknown): Ref | undefined {
+  if (!isRecord(value) || typeof value['name'] !== 'string') return undefined;
+  return { name: value['name'], uid: typeof value['uid'] === 'string' ? value['uid'] : '' };
+}
+
+function numericDate(value: unknown): Date | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? new Date(value * 1000) : undefined;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isString(value: unknown): value is string {
+  return typeof value === 'string';
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type Fields = { [K in keyof Omit<Token, 'value'>]-?: Token[K] | undefined };
+
+function withoutUndefined<T extends object>(object: { [K in keyof T]: T[K] | undefined }): T {
+  for (const key of Object.keys(object) as Array<keyof T>) {
+    if (object[key] === undefined) delete object[key];
+  }
+  return object as T;
+}
+
+function createToken(value: string, fields: Partial<Fields> & Pick<Fields, 'kind' | 'audience'>): Token {
+  const token = withoutUndefined<Mutable<Omit<Token, 'value'>>>({ ...fields, audience: Object.freeze([...(fields.audience ?? [])]) });
+  // Non-enumerable: spreading, Object.entries and structured logging never see it.
+  Object.defineProperty(token, 'value', { value, enumerable: false });
+  Object.defineProperties(token, {
+    toJSON: { value: redacted, enumerable: false },
+    toString: { value: describe, enumerable: false },
+    [INSPECT]: { value: describe, enumerable: false },
+  });
+  return Object.freeze(token) as Token;
+}
+
+function redacted(this: Token): Record<string, unknown> {
+  return { ...this, value: '[redacted]' };
+}
+
+function describe(this: Token): string {
+  const parts = [`kind=${this.kind}`];
+  if (this.subject) parts.push(`subject=${this.subject}`);
+  if (this.audience.length) parts.push(`audience=${this.audience.join(',')}`);
+  if (this.expiresAt) parts.push(`expiresAt=${this.expiresAt.toISOString()}`);
+  if (this.refreshAt) parts.push(`refreshAt=${this.refreshAt.toISOString()}`);
+  return `Token { ${parts.join(' ')} value=[redacted] }`;
+}

@@ -1,0 +1,130 @@
+import type { Issuer, MintOptions } from './issuer.js';
+import type { ProjectedVolume, VolumeWrite } from './projectedVolume.js';
+
+/** Options of {@link FakeKubelet}. */
+export interface FakeKubeletOptions {
+  /** Where it writes. */
+  volume: ProjectedVolume;
+  /** Who signs the tokens. */
+  issuer: Issuer;
+  /** The token's file name in the volume (the projection's `path`). @default 'token' */
+  file?: string;
+  /** The projection's `audience`. @default the issuer's own (the API server audience) */
+  audience?: string | string[];
+  /** The projection's `expirationSeconds`; may be fractional in tests. @default 3607 */
+  expirationSeconds?: number;
+  /** Mint tokens the way the API server mints the default token when it extends expiry. @default false */
+  extendExpiration?: boolean;
+  /**
+   * Fraction of the requested lifetime after which it writes a fresh token.
+   * @default 0.8 (the kubelet's rule)
+   */
+  rotateAfter?: number;
+  /** Other claims for every token (namespace, serviceAccount, pod…). */
+  mint?: Omit<MintOptions, 'audience' | 'expirationSeconds' | 'extendExpiration'>;
+  /** Other files of the volume, written with every token (e.g. `ca.crt`, `namespace`). */
+  files?: Record<string, string | Uint8Array>;
+}
+
+/** What one rotation wrote. The token is for the test to compare against: never print it. */
+export interface Rotation extends VolumeWrite {
+  readonly token: string;
+  /** 1 for the first token, then 2, 3… */
+  readonly count: number;
+}
+
+/**
+ * Plays the kubelet's part for one projected token: writes a fresh token through the
+ * atomic writer at 80 % of its requested lifetime. Runs on real timers or vitest's fake
+ * ones (it calls `setTimeout` at use time).
+ *
+ * @example
+ * ```ts
+ * const kubelet = new FakeKubelet({ volume, issuer, audience: 'vault', expirationSeconds: 600 });
+ * await kubelet.start();       // first token on disk
+ * await kubelet.rotate();      // force a rotation now
+ * kubelet.stop();
+ * ```
+ */
+export class FakeKubelet {
+  readonly #options: FakeKubeletOptions;
+  readonly #listeners = new Set<(rotation: Rotation) => void>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #running = false;
+  #count = 0;
+  #last: Rotation | undefined;
+  #writing: Promise<Rotation> | undefined;
+
+  constructor(options: FakeKubeletOptions) {
+    if (!options?.volume || !options.issuer) throw new TypeError('FakeKubelet: volume and issuer are required');
+    const seconds = options.expirationSeconds ?? 3607;
+    if (!(seconds > 0)) throw new TypeError(`FakeKubelet: expirationSeconds must be > 0, got ${String(seconds)}`);
+    const ratio = options.rotateAfter ?? 0.8;
+    if (!(ratio > 0 && ratio <= 1)) throw new TypeError(`FakeKubelet: rotateAfter must be in (0, 1], got ${String(ratio)}`);
+    this.#options = options;
+  }
+
+  /** The token file's path. */
+  get path(): string {
+    return this.#options.volume.path(this.#options.file ?? 'token');
+  }
+
+  /** How many tokens it has written. */
+  get rotations(): number {
+    return this.#count;
+  }
+
+  /** The last rotation, or undefined before the first. */
+  get last(): Rotation | undefined {
+    return this.#last;
+  }
+
+  /** Writes the first token and schedules the next. Resolves with what it wrote. */
+  async start(): Promise<Rotation> {
+    this.#running = true;
+    return this.rotate();
+  }
+
+  /** Writes a fresh token now (and, when started, schedules the next from now). */
+  rotate(): Promise<Rotation> {
+    // Rotations never overlap: the kubelet writes a volume from one goroutine.
+    const run = (this.#writing ?? Promise.resolve()).catch(() => {}).then(() => this.#write());
+    this.#writing = run;
+    return run;
+  }
+
+  /** Calls `listener` after each write. Returns an unsubscribe function. */
+  onRotate(listener: (rotation: Rotation) => void): () => void {
+    this.#listeners.add(listener);
+    return () => void this.#listeners.delete(listener);
+  }
+
+  /** Stops scheduling. A write in progress completes. */
+  stop(): void {
+    this.#running = false;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #write(): Promise<Rotation> {
+    const o = this.#options;
+    const expirationSeconds = o.expirationSeconds ?? 3607;
+    const token = await o.issuer.mint({
+      ...o.mint,
+      ...(o.audience === undefined ? {} : { audience: o.audience }),
+      expirationSeconds,
+      extendExpiration: o.extendExpiration ?? false,
+    });
+    const written = await o.volume.write({ ...o.files, ...o.volume.files, [o.file ?? 'token']: token });
+    this.#count += 1;
+    const rotation: Rotation = { ...written, token, count: this.#count };
+    this.#last = rotation;
+    if (this.#running) {
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => void this.rotate().catch(() => {}), expirationSeconds * 1000 * (o.rotateAfter ?? 0.8));
+      this.#timer.unref?.();
+    }
+    for (const listener of this.#listeners) listener(rotation);
+    return rotation;
+  }
+}

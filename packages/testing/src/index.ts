@@ -1,0 +1,6 @@
+export { createIssuer, DEFAULT_ISSUER } from './issuer.js';
+export type { Issuer, IssuerOptions, MintOptions, MintLegacyOptions } from './issuer.js';
+export { ProjectedVolume } from './projectedVolume.js';
+export type { ProjectedVolumeOptions, VolumeFileSystem, VolumeWrite } from './projectedVolume.js';
+export { FakeKubelet } from './fakeKubelet.js';
+export type { FakeKubeletOptions, Rotation } from './fakeKubelet.js';

@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto';
+import { SignJWT, exportJWK, generateKeyPair, type JSONWebKeySet, type JWTPayload, type CryptoKey } from 'jose';
+
+/** Options of {@link createIssuer}. */
+export interface IssuerOptions {
+  /**
+   * The `iss` claim, as a cluster's `--service-account-issuer`.
+   * @default 'https://kubernetes.default.svc.cluster.local'
+   */
+  issuer?: string;
+  /**
+   * Signing algorithm; the API server signs with RS256 by default.
+   * @default 'RS256'
+   */
+  alg?: 'RS256' | 'ES256';
+}
+
+/** Options of {@link Issuer.mint}: the fields of a TokenRequest, plus the clock. */
+export interface MintOptions {
+  /**
+   * `aud`. The API server's default audience is its issuer.
+   * @default [issuer]
+   */
+  audience?: string | string[];
+  /**
+   * Requested lifetime in seconds (the projected volume's `expirationSeconds`).
+   * @default 3607
+   */
+  expirationSeconds?: number;
+  /**
+   * Do what the API server does for the default token with
+   * `--service-account-extend-token-expiration`: `exp = iat + 1 year` and
+   * `warnafter = iat + expirationSeconds`.
+   * @default false
+   */
+  extendExpiration?: boolean;
+  /** @default 'default' */
+  namespace?: string;
+  /** @default 'default' */
+  serviceAccount?: string;
+  /** The bound pod's name; `false` for a token bound to no pod. @default 'app-0' */
+  pod?: string | false;
+  /** The node's name (newer clusters put it in); `false` to leave it out. @default 'node-1' */
+  node?: string | false;
+  /** `iat` and `nbf`. @default now (Date.now() at the call, so fake timers apply) */
+  issuedAt?: Date;
+  /** Extra claims, merged last (they can override any of the above). */
+  claims?: JWTPayload;
+}
+
+/** Options of {@link Issuer.mintLegacy}: a pre-1.24 Secret-based token. */
+export interface MintLegacyOptions {
+  /** @default 'default' */
+  namespace?: string;
+  /** @default 'default' */
+  serviceAccount?: string;
+  /** @default `${serviceAccount}-token-abcde` */
+  secretName?: string;
+}
+
+/** A token issuer with a real key pair, like a cluster's service-account signer. */
+export interface Issuer {
+  /** The `iss` of the tokens it mints. */
+  readonly issuer: string;
+  readonly alg: 'RS256' | 'ES256';
+  /** The public key set a verifier needs (what `/openid/v1/jwks` serves). */
+  readonly jwks: JSONWebKeySet;
+  /** Mints a signed bound token with the claims a real cluster puts in one. */
+  mint(options?: MintOptions): Promise<string>;
+  /** Mints a signed legacy token: `iss: kubernetes/serviceaccount`, no `exp`, no `aud`. */
+  mintLegacy(options?: MintLegacyOptions): Promise<string>;
+}
+
+const YEAR_SECONDS = 365 * 24 * 60 * 60;
+export const DEFAULT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+
+/**
+ * Creates an issuer with a fresh key pair. Tokens are minted at run time: never commit one.
+ *
+ * @example
+ * ```ts
+ * const issuer = await createIssuer();
+ * const token = await issuer.mint({ audience: 'vault', expirationSeconds: 600 });
+ * ```
+ */
+export async function createIssuer(options: IssuerOptions = {}): Promise<Issuer> {
+  const issuer = options.issuer ?? DEFAULT_ISSUER;
+  const alg = options.alg ?? 'RS256';
+  if (typeof issuer !== 'string' || issuer === '') throw new TypeError('createIssuer: issuer must be a non-empty string');
+  if (alg !== 'RS256' && alg !== 'ES256') throw new TypeError(`createIssuer: alg must be 'RS256' or 'ES256', got ${String(alg)}`);
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
+  const kid = randomUUID();
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
+  const jwks: JSONWebKeySet = { keys: [jwk] };
+
+  const sign = (payload: JWTPayload, key: CryptoKey) =>
+    new SignJWT(payload).setProtectedHeader({ alg, kid }).sign(key);
+
+  return {
+    issuer,
+    alg,
+    jwks,
+    async mint(mint: MintOptions = {}) {
+      const expirationSeconds = mint.expirationSeconds ?? 3607;
+      if (!Number.isFinite(expirationSeconds) || expirationSeconds <= 0) {
+        throw new TypeError(`mint: expirationSeconds must be a positive number, got ${String(expirationSeconds)}`);
+      }
+      const iat = Math.floor((mint.issuedAt?.getTime() ?? Date.now()) / 1000);
+      const namespace = mint.namespace ?? 'default';
+      const serviceAccount = mint.serviceAccount ?? 'default';
+      const podName = mint.pod ?? 'app-0';
+      const nodeName = mint.node ?? 'node-1';
+      const k8s: Record<string, unknown> = {
+        namespace,
+        serviceaccount: { name: serviceAccount, uid: randomUUID() },
+      };
+      if (podName !== false) k8s['pod'] = { name: podName, uid: randomUUID() };
+      if (nodeName !== false) k8s['node'] = { name: nodeName, uid: randomUUID() };
+      if (mint.extendExpiration) k8s['warnafter'] = iat + expirationSeconds;
+      const payload: JWTPayload = {
+        aud: [mint.audience ?? issuer].flat(),
+        exp: iat + (mint.extendExpiration ? YEAR_SECONDS : expirationSeconds),
+        iat,
+        nbf: iat,
+        iss: issuer,
+        jti: randomUUID(),
+        sub: `system:serviceaccount:${namespace}:${serviceAccount}`,
+        'kubernetes.io': k8s,
+        ...mint.claims,
+      };
+      return sign(payload, privateKey);
+    },
+    async mintLegacy(legacy: MintLegacyOptions = {}) {
+      const namespace = legacy.namespace ?? 'default';
+      const serviceAccount = legacy.serviceAccount ?? 'default';
+      return sign(
+        {
+          iss: 'kubernetes/serviceaccount',
+          sub: `system:serviceaccount:${namespace}:${serviceAccount}`,
+          'kubernetes.io/serviceaccount/namespace': namespace,
+          'kubernetes.io/serviceaccount/secret.name': legacy.secretName ?? `${serviceAccount}-token-abcde`,
+          'kubernetes.io/serviceaccount/service-account.name': serviceAccount,
+          'kubernetes.io/serviceaccount/service-account.uid': randomUUID(),
+        },
+        privateKey,
+      );
+    },
+  };
+}
