@@ -41,7 +41,7 @@ export interface FileTokenSourceOptions {
   maxTokenBytes?: number;
   /**
    * The file system to read from. A memfs `fs` works, for tests.
-   * @default node:fs (watched with chokidar)
+   * @default node:fs
    */
   fs?: TokenFileSystem;
   /**
