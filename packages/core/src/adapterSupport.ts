@@ -1,3 +1,4 @@
+import { isTokenSourceError } from './errors.js';
 import type { TokenSource } from './tokenSource.js';
 
 /** Options every HTTP adapter (`@podtoken/axios`, `/got`, `/fetch`) takes. */
@@ -72,11 +73,20 @@ export function bearer(token: string): string {
 
 /**
  * After a 401 for `sentToken`: invalidates the source and returns the token to retry with,
- * or `undefined` when the source still holds the rejected one (no retry: the 401 stands).
+ * or `undefined` when there is nothing better to send (the source still holds the rejected
+ * token, or cannot give one now): then the 401 stands and goes back to the caller.
  */
 export async function tokenForRetry(source: TokenSource, sentToken: string, signal?: AbortSignal): Promise<string | undefined> {
   if (source.invalidate === undefined) return undefined;
-  await source.invalidate(sentToken);
-  const next = await source.getToken(signal === undefined ? undefined : { signal });
+  let next: string;
+  try {
+    await source.invalidate(sentToken);
+    next = await source.getToken(signal === undefined ? undefined : { signal });
+  } catch (error) {
+    // A source that fails now (expired, closed) has no better token: the caller gets the
+    // server's 401, which says more than our error would. An abort still propagates.
+    if (isTokenSourceError(error)) return undefined;
+    throw error;
+  }
   return next === sentToken ? undefined : next;
 }

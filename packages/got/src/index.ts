@@ -1,1 +1,206 @@
-export {};
+import {
+  bearer,
+  createOriginFilter,
+  isSameOrigin,
+  isTokenSourceError,
+  tokenForRetry,
+  type AdapterOptions,
+  type TokenSource,
+  type TokenSourceError,
+} from '@podtoken/core';
+import type { AfterResponseHook, BeforeRedirectHook, BeforeRequestHook, Got, HandlerFunction, Options } from 'got';
+
+export type { AdapterOptions } from '@podtoken/core';
+
+/**
+ * The got hooks {@link tokenSourceHooks} returns: pass them as `hooks` to `got.extend()`
+ * or to a single request. Each array holds exactly one podtoken hook.
+ */
+export interface TokenSourceHooks {
+  /** Sets `Authorization: Bearer <token>` on requests to allowed origins. */
+  beforeRequest: BeforeRequestHook[];
+  /** Removes `Authorization` once a redirect chain leaves the origin it started at. */
+  beforeRedirect: BeforeRedirectHook[];
+  /** On a 401: invalidates the token and, when the source now holds another, retries once. */
+  afterResponse: AfterResponseHook[];
+}
+
+/**
+ * got hooks that plug a {@link TokenSource} into any got instance or request.
+ *
+ * - **beforeRequest** (every attempt, retry and same-origin redirect hop): when the request's
+ *   origin is allowed by `origins` (default: every origin), awaits `source.getToken({ signal })`
+ *   with the request's `signal` and sets `Authorization: Bearer <token>`. A rejection (a
+ *   `TokenSourceError` such as `TOKEN_EXPIRED`, or the signal's reason) fails the request
+ *   before anything is sent; got wraps it in a `RequestError` whose `cause` is the
+ *   `TokenSourceError` and whose `code` is its code. ({@link withTokenSource} unwraps it.)
+ * - **beforeRedirect**: as soon as a hop goes to another origin (scheme, host or port) than the
+ *   one the request started at, the `Authorization` header is removed and no token is
+ *   attached for the rest of the chain. got 14 alone strips it only when host or port change.
+ * - **afterResponse** (promise API only; `retryUnauthorized`, default `true`): on a 401 to a
+ *   request that carried a token, calls `source.invalidate(sentToken)`; when the source then
+ *   holds a different token and the body can be sent again (none, a string, a Buffer or a
+ *   typed array; `json` and `form` become a string), retries once through got's
+ *   `retryWithMergedOptions` (with `preserveHooks: true` where got supports it, so
+ *   `afterResponse` hooks added after these still see the retried response). At most one
+ *   such retry per call: the retried response, 401 or not, goes to the caller as got would
+ *   hand it over (`HTTPError`, or the response with `throwHttpErrors: false`).
+ *
+ * @param source - where tokens come from, e.g. a `FileTokenSource`.
+ * @param options - `origins` and `retryUnauthorized`; validated here (a `TypeError` names the bad option).
+ * @returns fresh hook arrays; each call has its own bookkeeping.
+ *
+ * @example
+ * ```ts
+ * import got from 'got';
+ * import { FileTokenSource } from '@podtoken/core';
+ * import { tokenSourceHooks } from '@podtoken/got';
+ *
+ * const source = new FileTokenSource({ path: '/var/run/secrets/tokens/vault-token' });
+ * const vault = got.extend({
+ *   prefixUrl: 'https://vault:8200/v1',
+ *   hooks: tokenSourceHooks(source, { origins: ['https://vault:8200'] }),
+ * });
+ * ```
+ */
+export function tokenSourceHooks(source: TokenSource, options: AdapterOptions = {}): TokenSourceHooks {
+  return createHooks(source, options, 'tokenSourceHooks');
+}
+
+/**
+ * Returns `client.extend(...)` with {@link tokenSourceHooks} installed: every request of the
+ * new instance carries the source's current token (only to `origins`, when given), a 401
+ * is retried once with a fresh token, and the token never follows a redirect to another origin.
+ * The given client is not changed.
+ *
+ * It also installs a got handler so that a failure of the source rejects the call with the
+ * `TokenSourceError` itself (`isTokenSourceError(error)` is true, `error.code` is e.g.
+ * `'TOKEN_EXPIRED'`), not got's `RequestError` wrapper; `beforeError` hooks still see the
+ * wrapper. Streams (`client.stream()`) emit the wrapper: read `error.cause` there.
+ *
+ * @param client - a got instance: `got` itself or one made with `got.extend()`.
+ * @param source - where tokens come from, e.g. a `FileTokenSource`.
+ * @param options - `origins` and `retryUnauthorized`; validated here (a `TypeError` names the bad option).
+ *
+ * @example
+ * ```ts
+ * import got from 'got';
+ * import { FileTokenSource, isTokenSourceError } from '@podtoken/core';
+ * import { withTokenSource } from '@podtoken/got';
+ *
+ * const source = new FileTokenSource({ audience: 'https://kubernetes.default.svc' });
+ * const api = withTokenSource(got.extend({ prefixUrl: 'https://kubernetes.default.svc' }), source, {
+ *   origins: ['https://kubernetes.default.svc'],
+ * });
+ * try {
+ *   const pods = await api.get('api/v1/namespaces/default/pods').json();
+ * } catch (error) {
+ *   if (isTokenSourceError(error)) console.error(`no usable token: ${error.code}`);
+ *   else throw error;
+ * }
+ * ```
+ */
+export function withTokenSource(client: Got, source: TokenSource, options: AdapterOptions = {}): Got {
+  if (typeof client !== 'function' || typeof (client as Partial<Got>).extend !== 'function') {
+    throw new TypeError('withTokenSource: client must be a got instance (got, or one made with got.extend())');
+  }
+  const hooks = createHooks(source, options, 'withTokenSource');
+  return client.extend({ hooks, handlers: [unwrapTokenSourceErrors] });
+}
+
+function createHooks(source: TokenSource, options: AdapterOptions, where: string): TokenSourceHooks {
+  if (typeof source !== 'object' || source === null || typeof source.getToken !== 'function') {
+    throw new TypeError(`${where}: source must be a TokenSource (an object with getToken())`);
+  }
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${where}: options must be an object`);
+  const retryUnauthorized = options.retryUnauthorized ?? true;
+  if (typeof retryUnauthorized !== 'boolean') {
+    throw new TypeError(`${where}: retryUnauthorized must be a boolean, got ${typeof retryUnauthorized}`);
+  }
+  const allowed = createOriginFilter(options.origins, where);
+
+  // got makes a new Options object for every attempt and every redirect hop, and passes that
+  // same object to beforeRequest and (as response.request.options) to afterResponse.
+  const sentTokens = new WeakMap<object, string>();
+  const leftOrigin = new WeakSet<object>();
+  // Marks a call this hook set already retried, in `context`: got copies context (symbol keys
+  // included) to the retried attempt, and a symbol of our own cannot collide with user data.
+  const retried = Symbol('podtoken.got.retried');
+
+  const beforeRequest: BeforeRequestHook = async (requestOptions) => {
+    const url = requestOptions.url;
+    if (url === undefined || leftOrigin.has(requestOptions) || !allowed(url)) return;
+    const signal = requestOptions.signal;
+    const token = await source.getToken(signal === undefined ? undefined : { signal });
+    requestOptions.headers.authorization = bearer(token);
+    sentTokens.set(requestOptions, token);
+  };
+
+  const beforeRedirect: BeforeRedirectHook = (updatedOptions, response) => {
+    // redirectUrls already holds the hop about to be made; requestUrl is where the call began.
+    const start = response.requestUrl;
+    if (response.redirectUrls.every((hop) => isSameOrigin(hop, start))) return;
+    delete updatedOptions.headers.authorization;
+    leftOrigin.add(updatedOptions);
+  };
+
+  const afterResponse: AfterResponseHook = async (response, retryWithMergedOptions) => {
+    if (response.statusCode !== 401 || !retryUnauthorized) return response;
+    const requestOptions = response.request.options;
+    const sent = sentTokens.get(requestOptions);
+    if (sent === undefined || !canSendAgain(requestOptions.body)) return response;
+    const context = requestOptions.context as Record<symbol, unknown>;
+    const retriedAt = context[retried];
+    if (typeof retriedAt === 'number' && response.retryCount >= retriedAt) return response;
+    let next: string | undefined;
+    try {
+      const signal = requestOptions.signal;
+      next = await tokenForRetry(source, sent, signal);
+    } catch (error) {
+      // The source cannot give a token now (expired, closed…): the server's 401 stands.
+      if (isTokenSourceError(error)) return response;
+      throw error;
+    }
+    if (next === undefined) return response;
+    const retry = { headers: { authorization: bearer(next) }, context: { [retried]: response.retryCount + 1 } };
+    try {
+      // preserveHooks: afterResponse hooks added after these (a later extend()) still see the
+      // retried response; without it got drops them for the retry. The `retried` mark keeps
+      // this hook from retrying the retried response again.
+      return await retryWithMergedOptions({ ...retry, preserveHooks: true });
+    } catch (error) {
+      // got releases without preserveHooks reject it as an unknown option before retrying.
+      if (error instanceof Error && error.name !== 'RetryError' && error.message.includes('preserveHooks')) {
+        return retryWithMergedOptions(retry);
+      }
+      throw error;
+    }
+  };
+
+  return { beforeRequest: [beforeRequest], beforeRedirect: [beforeRedirect], afterResponse: [afterResponse] };
+}
+
+// Bodies got can write again on a retry. Streams, iterables and FormData (which got turns into
+// a one-shot generator) are consumed by the first attempt.
+function canSendAgain(body: Options['body']): boolean {
+  return body === undefined || typeof body === 'string' || ArrayBuffer.isView(body);
+}
+
+// got wraps anything a hook throws in a RequestError (error.cause). For callers of
+// withTokenSource, a failing source rejects with the TokenSourceError itself, as with the
+// other podtoken adapters. got copies its promise's methods (json(), cancel()…) onto the
+// promise a handler returns, so those keep working.
+const unwrapTokenSourceErrors: HandlerFunction = (options, next) => {
+  const result = next(options);
+  if (options.isStream || typeof (result as Partial<PromiseLike<unknown>>).then !== 'function') return result;
+  const unwrapped = (result as PromiseLike<unknown>).then(undefined, (error: unknown) => {
+    throw tokenSourceErrorOf(error) ?? error;
+  });
+  return unwrapped as unknown as typeof result;
+};
+
+function tokenSourceErrorOf(error: unknown): TokenSourceError | undefined {
+  if (isTokenSourceError(error)) return error;
+  const cause = typeof error === 'object' && error !== null ? (error as { cause?: unknown }).cause : undefined;
+  return isTokenSourceError(cause) ? cause : undefined;
+}

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { SignJWT, exportJWK, generateKeyPair, type JSONWebKeySet, type JWTPayload, type CryptoKey } from 'jose';
+import { KeyObject, randomUUID, sign as signBytes } from 'node:crypto';
+import { exportJWK, generateKeyPair, type JSONWebKeySet, type JWTPayload } from 'jose';
 
 /** Options of {@link createIssuer}. */
 export interface IssuerOptions {
@@ -23,7 +23,8 @@ export interface MintOptions {
    */
   audience?: string | string[];
   /**
-   * Requested lifetime in seconds (the projected volume's `expirationSeconds`).
+   * Requested lifetime in seconds (the projected volume's `expirationSeconds`). `exp` is
+   * `iat + expirationSeconds`, rounded up to a whole second when the clock is mid-second.
    * @default 3607
    */
   expirationSeconds?: number;
@@ -93,8 +94,19 @@ export async function createIssuer(options: IssuerOptions = {}): Promise<Issuer>
   const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
   const jwks: JSONWebKeySet = { keys: [jwk] };
 
-  const sign = (payload: JWTPayload, key: CryptoKey) =>
-    new SignJWT(payload).setProtectedHeader({ alg, kid }).sign(key);
+  const key = KeyObject.from(privateKey);
+  // Signed synchronously with node:crypto (jose's SignJWT goes through WebCrypto, whose
+  // promises settle on the thread pool): a mint then completes within vitest's
+  // advanceTimersByTimeAsync, so a FakeKubelet on fake timers rotates exactly on time.
+  const sign = async (payload: JWTPayload): Promise<string> => {
+    const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const input = `${encode({ alg, kid, typ: 'JWT' })}.${encode(payload)}`;
+    const signature =
+      alg === 'RS256'
+        ? signBytes('sha256', Buffer.from(input), key)
+        : signBytes('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
+    return `${input}.${signature.toString('base64url')}`;
+  };
 
   return {
     issuer,
@@ -105,7 +117,11 @@ export async function createIssuer(options: IssuerOptions = {}): Promise<Issuer>
       if (!Number.isFinite(expirationSeconds) || expirationSeconds <= 0) {
         throw new TypeError(`mint: expirationSeconds must be a positive number, got ${String(expirationSeconds)}`);
       }
-      const iat = Math.floor((mint.issuedAt?.getTime() ?? Date.now()) / 1000);
+      const now = (mint.issuedAt?.getTime() ?? Date.now()) / 1000;
+      const iat = Math.floor(now);
+      // exp is rounded up, not down: a token minted 0.9 s into a second still lives at least
+      // expirationSeconds, which matters for the 1–2 s tokens tests use (clusters use >= 600 s).
+      const lifetimeEnd = Math.ceil(now + expirationSeconds);
       const namespace = mint.namespace ?? 'default';
       const serviceAccount = mint.serviceAccount ?? 'default';
       const podName = mint.pod ?? 'app-0';
@@ -119,7 +135,7 @@ export async function createIssuer(options: IssuerOptions = {}): Promise<Issuer>
       if (mint.extendExpiration) k8s['warnafter'] = iat + expirationSeconds;
       const payload: JWTPayload = {
         aud: [mint.audience ?? issuer].flat(),
-        exp: iat + (mint.extendExpiration ? YEAR_SECONDS : expirationSeconds),
+        exp: mint.extendExpiration ? iat + YEAR_SECONDS : lifetimeEnd,
         iat,
         nbf: iat,
         iss: issuer,
@@ -128,7 +144,7 @@ export async function createIssuer(options: IssuerOptions = {}): Promise<Issuer>
         'kubernetes.io': k8s,
         ...mint.claims,
       };
-      return sign(payload, privateKey);
+      return sign(payload);
     },
     async mintLegacy(legacy: MintLegacyOptions = {}) {
       const namespace = legacy.namespace ?? 'default';
@@ -142,7 +158,6 @@ export async function createIssuer(options: IssuerOptions = {}): Promise<Issuer>
           'kubernetes.io/serviceaccount/service-account.name': serviceAccount,
           'kubernetes.io/serviceaccount/service-account.uid': randomUUID(),
         },
-        privateKey,
       );
     },
   };

@@ -1,0 +1,22 @@
+/** What {@link main} measured. */
+export interface Summary {
+  /** Requests made during the rotation phase. */
+  requests: number;
+  /** How many of them were answered 200 with `ok: true`. */
+  ok: number;
+  /** Error codes of the failed ones (never token text). */
+  failures: string[];
+  /** The API's own counts for the rotation phase. */
+  server: { ok: number; unauthorized: number; missing: number };
+  /** Rotations by the kubelet during the rotation phase. */
+  rotations: number;
+  /** Distinct tokens the API saw (by id). */
+  distinctTokens: number;
+  /** The request made right after the API revoked the token in use. */
+  revoked: { status: number; retries: number; refused: number };
+  /** How the server outside `origins` judged the request it got: `'missing'` means no token. */
+  otherOrigin: string;
+}
+
+/** Runs the demo in a temp folder and returns what it measured. */
+export function main(options?: { requests?: number; concurrency?: number; minRotations?: number; log?: (line: string) => void }): Promise<Summary>;

@@ -1,0 +1,126 @@
+// got in a (simulated) pod.
+//
+// In a real pod you would only write the part marked "the app": a FileTokenSource on the
+// projected token's path and a got instance wrapped with withTokenSource. Everything else
+// here plays the cluster: a token issuer (the API server's signer), the kubelet writing the
+// projected volume with its atomic writer into a temp folder, and an API that verifies each
+// bearer token against the issuer's keys, as an API server verifies OIDC tokens.
+//
+// Time is compressed: tokens live 2 s and the kubelet rotates them every 0.5 s, so a few
+// seconds cover several rotations. Token values are never printed.
+//
+//   pnpm --filter got-in-pod start        (builds the workspace packages, then runs this)
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { readFileSync } from 'node:fs';
+import got from 'got';
+import { FileTokenSource, isTokenSourceError } from '@podtoken/core';
+import { withTokenSource } from '@podtoken/got';
+import { createIssuer, FakeKubelet, ProjectedVolume, startTokenServer } from '@podtoken/testing';
+
+const AUDIENCE = 'https://orders.internal.example';
+
+/**
+ * Runs the demo and returns what it measured.
+ *
+ * @param {{ requests?: number, concurrency?: number, minRotations?: number, log?: (line: string) => void }} [options]
+ * @returns {Promise<{ requests: number, ok: number, failures: string[], server: { ok: number, unauthorized: number, missing: number },
+ *   rotations: number, distinctTokens: number, revoked: { status: number, retries: number, refused: number }, otherOrigin: string }>}
+ */
+export async function main({ requests = 400, concurrency = 4, minRotations = 4, log = console.log } = {}) {
+  const root = await mkdtemp(join(tmpdir(), 'got-in-pod-'));
+  const issuer = await createIssuer();
+  const volume = new ProjectedVolume({ dir: join(root, 'var/run/secrets/tokens') });
+  const kubelet = new FakeKubelet({ volume, issuer, file: 'orders-token', audience: AUDIENCE, expirationSeconds: 2, rotateAfter: 0.25 });
+  const orders = await startTokenServer({ issuer, audience: AUDIENCE });
+  const elsewhere = await startTokenServer({ issuer, audience: 'someone-else' });
+  let source;
+  try {
+    await kubelet.start();
+
+    // ---- the app ---------------------------------------------------------------------------
+    source = new FileTokenSource({ path: kubelet.path, audience: AUDIENCE });
+    const api = withTokenSource(got.extend({ prefixUrl: orders.url, timeout: { request: 10_000 } }), source, {
+      origins: [orders.origin], // the token goes to this API and nowhere else
+    });
+    // -----------------------------------------------------------------------------------------
+
+    // 1. Requests spread over several rotations.
+    const firstRotation = kubelet.rotations;
+    const perRotation = Math.ceil(requests / (minRotations + 1));
+    let next = 0;
+    let ok = 0;
+    const failures = [];
+    const worker = async () => {
+      while (next < requests) {
+        const index = next++;
+        while (Math.floor(index / perRotation) > kubelet.rotations - firstRotation) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        try {
+          const reply = await api.get(`orders/${index}`).json();
+          if (reply.ok === true) ok += 1;
+        } catch (error) {
+          failures.push(isTokenSourceError(error) ? error.code : String(error?.code ?? error));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const rotations = kubelet.rotations - firstRotation;
+    const server = orders.counts;
+    const distinctTokens = new Set(orders.log.map((entry) => entry.tokenId)).size;
+
+    // 2. The API refuses the token in use (as when it is revoked) right as the kubelet writes
+    //    a new one: the adapter re-reads on the 401 and retries once with the new token.
+    kubelet.stop();
+    orders.revoke(source.current.value);
+    await kubelet.rotate();
+    // (If the folder watcher loads the new token before the request goes out, no 401 happens at all.)
+    const before = orders.counts.unauthorized;
+    const revokedResponse = await api.get('orders/after-revoke', { throwHttpErrors: false });
+    const revoked = { status: revokedResponse.statusCode, retries: revokedResponse.retryCount, refused: orders.counts.unauthorized - before };
+
+    // 3. A URL outside `origins` never sees the token.
+    await api.get(`${elsewhere.url}probe`, { throwHttpErrors: false });
+    const otherOrigin = elsewhere.log[0]?.outcome ?? 'no request';
+
+    const summary = { requests, ok, failures, server, rotations, distinctTokens, revoked, otherOrigin };
+    log(`got-in-pod (got ${gotVersion()}, node ${process.version})`);
+    log(`  token file     ${kubelet.path} (kubelet rotates every 0.5 s)`);
+    log(`  requests       ${ok}/${requests} ok; server saw ${server.ok} ok, ${server.unauthorized} answered 401, ${server.missing} without a token`);
+    log(`  rotations      ${rotations} during the run; ${distinctTokens} distinct tokens reached the API`);
+    log(
+      `  revoked token  answered ${revoked.status} ${
+        revoked.retries === 0 ? '(the watcher had already loaded the new token: no 401)' : `after ${revoked.refused} × 401 and ${revoked.retries} retry with the new token`
+      }`,
+    );
+    log(`  other origin   ${otherOrigin === 'missing' ? 'received no token' : `saw ${otherOrigin}`}`);
+    if (failures.length > 0) log(`  failures       ${failures.join(', ')}`);
+    return summary;
+  } finally {
+    kubelet.stop();
+    await source?.close();
+    await Promise.all([orders.close(), elsewhere.close()]);
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+function gotVersion() {
+  try {
+    // got's exports map has no ./package.json: find it next to its entry point (dist/source/index.js).
+    const entry = createRequire(import.meta.url).resolve('got');
+    return JSON.parse(readFileSync(join(dirname(entry), '..', '..', 'package.json'), 'utf8')).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const summary = await main();
+  const healthy = summary.ok === summary.requests && summary.server.unauthorized === 0 && summary.server.missing === 0 && summary.revoked.status === 200;
+  process.exitCode = healthy ? 0 : 1;
+}
