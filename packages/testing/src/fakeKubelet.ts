@@ -109,6 +109,12 @@ export class FakeKubelet {
   async #write(): Promise<Rotation> {
     const o = this.#options;
     const expirationSeconds = o.expirationSeconds ?? 3607;
+    // Scheduled from when this rotation began, not when its write finished: no drift.
+    if (this.#running) {
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => void this.rotate().catch(() => {}), expirationSeconds * 1000 * (o.rotateAfter ?? 0.8));
+      this.#timer.unref?.();
+    }
     const token = await o.issuer.mint({
       ...o.mint,
       ...(o.audience === undefined ? {} : { audience: o.audience }),
@@ -119,11 +125,6 @@ export class FakeKubelet {
     this.#count += 1;
     const rotation: Rotation = { ...written, token, count: this.#count };
     this.#last = rotation;
-    if (this.#running) {
-      clearTimeout(this.#timer);
-      this.#timer = setTimeout(() => void this.rotate().catch(() => {}), expirationSeconds * 1000 * (o.rotateAfter ?? 0.8));
-      this.#timer.unref?.();
-    }
     for (const listener of this.#listeners) listener(rotation);
     return rotation;
   }
