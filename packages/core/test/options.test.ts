@@ -1,0 +1,64 @@
+import { memfs } from 'memfs';
+import { inspect } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { createOriginFilter, createTokenSources, FileTokenSource, isTokenSourceError, TokenSourceError } from '../src/index.js';
+
+describe('FileTokenSource options', () => {
+  it.each([
+    [{ path: '' }, /path/],
+    [{ refreshRatio: 0 }, /refreshRatio/],
+    [{ refreshRatio: 1.5 }, /refreshRatio/],
+    [{ pollInterval: -1 }, /pollInterval/],
+    [{ readyTimeout: Number.NaN }, /readyTimeout/],
+    [{ maxTokenBytes: 0 }, /maxTokenBytes/],
+    [{ audience: [] }, /audience/],
+    [{ audience: [''] }, /audience/],
+    [{ fs: {} as never }, /fs/],
+  ])('rejects %o with a TypeError naming the option', (options, name) => {
+    expect(() => new FileTokenSource(options as never)).toThrow(TypeError);
+    expect(() => new FileTokenSource(options as never)).toThrow(name);
+  });
+
+  it('prints its path and state, never the token', async () => {
+    const { fs } = memfs({ '/t/token': 'opaque-secret-value' });
+    const source = new FileTokenSource({ path: '/t/token', fs });
+    await source.ready();
+    for (const text of [inspect(source), JSON.stringify(source), inspect(source.current), JSON.stringify(source.current)]) {
+      expect(text).not.toContain('opaque-secret-value');
+      expect(text).toContain('opaque');
+    }
+    await source.close();
+  });
+
+  it('createTokenSources closes what it made when a spec is bad', () => {
+    expect(() => createTokenSources({ good: { path: '/a/token', fs: memfs().fs }, bad: { refreshRatio: 7 } })).toThrow(/refreshRatio/);
+  });
+});
+
+describe('errors', () => {
+  it('recognises errors by brand, not by class identity', () => {
+    const error = new TokenSourceError('TOKEN_EXPIRED', 'expired', { path: '/t' });
+    expect(isTokenSourceError(error)).toBe(true);
+    expect(error).toBeInstanceOf(Error);
+    expect(error.name).toBe('TokenSourceError');
+    // What another copy of core would make: a different class with the same registry symbol.
+    const foreign = Object.assign(new Error('x'), { code: 'TOKEN_EXPIRED', [Symbol.for('podtoken.error')]: true });
+    expect(isTokenSourceError(foreign)).toBe(true);
+    expect(isTokenSourceError(new Error('x'))).toBe(false);
+    expect(isTokenSourceError({ code: 'TOKEN_EXPIRED' })).toBe(false);
+    expect(isTokenSourceError(null)).toBe(false);
+  });
+});
+
+describe('createOriginFilter', () => {
+  it('matches exact origins and patterns, and names a bad entry', () => {
+    const allowed = createOriginFilter(['https://vault.example:8200', /^https:\/\/.*\.svc$/]);
+    expect(allowed('https://vault.example:8200/v1/auth')).toBe(true);
+    expect(allowed('https://vault.example/v1')).toBe(false);
+    expect(allowed('http://vault.example:8200/v1')).toBe(false);
+    expect(allowed('https://kubernetes.default.svc/api')).toBe(true);
+    expect(allowed('not a url')).toBe(false);
+    expect(createOriginFilter(undefined)('https://anything')).toBe(true);
+    expect(() => createOriginFilter(['vault'])).toThrow(/"vault"/);
+  });
+});
