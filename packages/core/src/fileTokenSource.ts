@@ -30,7 +30,9 @@ export interface FileTokenSourceOptions {
    */
   pollInterval?: number;
   /**
-   * Milliseconds to wait for the first token before `ready()` rejects with `TOKEN_NOT_READY`.
+   * Milliseconds to wait for the first token before `ready()` (and `getToken()` calls
+   * waiting for it) reject with `TOKEN_NOT_READY`; `0` waits forever. The source keeps
+   * trying after the timeout, and serves the token once it appears.
    * @default 30_000
    */
   readyTimeout?: number;
