@@ -4,7 +4,7 @@ const names = process.argv.slice(2);
 const result = {};
 for (const name of names) {
   const mod = require(name);
-  result[name] = Object.keys(mod).sort();
+  result[name] = { exports: Object.keys(mod).sort(), resolved: require.resolve(name) };
 }
 const { FileTokenSource, isTokenSourceError, TokenSourceError } = require('@podtoken/core');
 result.instanceOk = typeof FileTokenSource === 'function' && isTokenSourceError(new TokenSourceError('TOKEN_MALFORMED', 'x'));

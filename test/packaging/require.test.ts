@@ -1,6 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -24,8 +23,13 @@ describe('packaging', () => {
     });
     expect(child.stderr.replace(/.*ExperimentalWarning.*\n|.*--trace-warnings.*\n/g, '')).toBe('');
     expect(child.status).toBe(0);
-    const exports = JSON.parse(child.stdout) as Record<string, string[]> & { instanceOk: boolean };
-    expect(exports.instanceOk).toBe(true);
+    const result = JSON.parse(child.stdout) as Record<string, { exports: string[]; resolved: string }> & { instanceOk: boolean };
+    expect(result.instanceOk).toBe(true);
+    const exports = Object.fromEntries(names.map((name) => [name, result[name]!.exports]));
+    for (const [index, name] of names.entries()) {
+      // What a plain CommonJS app loads: the built ESM in dist/, not the TypeScript sources.
+      expect(result[name]!.resolved).toContain(join('packages', packages[index]!, 'dist'));
+    }
     expect(exports['@podtoken/core']).toEqual(
       expect.arrayContaining(['FileTokenSource', 'createTokenSources', 'decodeToken', 'staticTokenSource', 'DEFAULT_TOKEN_PATH', 'TokenSourceError', 'isTokenSourceError']),
     );
@@ -41,7 +45,7 @@ describe('packaging', () => {
     expect(manifest.sideEffects).toBe(false);
     expect(manifest.engines.node).toBe('>=20.19');
     expect(Object.keys(manifest.exports['.']).filter((k) => k !== '@podtoken/source')[0]).toBe('types');
-    const require = createRequire(join(root, 'test', 'package.json'));
-    expect(require.resolve(`@podtoken/${name}`)).toContain(join('packages', name, 'dist'));
+    expect(manifest.exports['.'].default).toBe('./dist/index.js');
+    expect(manifest.files).toContain('dist');
   });
 });

@@ -1,0 +1,83 @@
+import { bearer, tokenForRetry } from '@podtoken/core';
+import type { HttpLibraryLike, ObservableLike, RequestContextLike, ResponseContextLike } from './clientNode.js';
+import type { Binding } from './kubeConfigState.js';
+
+/** Finds which binding handed out a token, if one of ours did. */
+export type BindingLookup = (token: string) => Binding | undefined;
+
+/**
+ * Wraps an API client's `HttpLibrary` so that a 401 for a token one of our authenticators
+ * sent invalidates that token's source, and, when the source then holds a different token
+ * and the body can be sent again, re-sends the request once with it.
+ *
+ * This is the one place in client-node where a request and its response meet: middleware
+ * `pre` sees the request and `post` only the response, with nothing linking the two, so a
+ * middleware cannot re-send.
+ */
+export function invalidatingHttpApi(inner: HttpLibraryLike, lookup: BindingLookup, remember: (token: string, binding: Binding) => void): HttpLibraryLike {
+  return {
+    send(request) {
+      const first = inner.send(request);
+      const settled = first.toPromise().then((response) => afterResponse(inner, request, response, lookup, remember));
+      return observableLike(first, settled);
+    },
+  };
+}
+
+async function afterResponse(
+  inner: HttpLibraryLike,
+  request: RequestContextLike,
+  response: ResponseContextLike,
+  lookup: BindingLookup,
+  remember: (token: string, binding: Binding) => void,
+): Promise<ResponseContextLike> {
+  if (response.httpStatusCode !== 401) return response;
+  const headers = request.getHeaders();
+  const headerName = Object.keys(headers).find((name) => name.toLowerCase() === 'authorization');
+  const sent = headerName === undefined ? undefined : /^Bearer\s+(.+)$/i.exec(headers[headerName] ?? '')?.[1];
+  const binding = sent === undefined ? undefined : lookup(sent);
+  if (sent === undefined || binding === undefined || headerName === undefined) return response;
+
+  if (!binding.retryUnauthorized || !isReplayable(request.getBody())) {
+    // No second attempt, but the next call must not send the rejected token again.
+    await binding.source.invalidate?.(sent).catch(() => {});
+    return response;
+  }
+  let next: string | undefined;
+  try {
+    next = await tokenForRetry(binding.source, sent, request.getSignal?.());
+  } catch {
+    return response; // the source has nothing usable (expired, closed): the 401 stands
+  }
+  if (next === undefined) return response;
+  // Free the first response's connection before the second attempt.
+  await response.body.text().catch(() => {});
+  request.setHeaderParam(headerName, bearer(next));
+  remember(next, binding);
+  return inner.send(request).toPromise();
+}
+
+// Strings, URLSearchParams and buffers can be sent twice; a FormData stream cannot.
+function isReplayable(body: unknown): boolean {
+  return body === undefined || body === null || typeof body === 'string' || body instanceof URLSearchParams || body instanceof Uint8Array;
+}
+
+// Hands the generated code the same kind of Observable its own HttpLibrary returns (the
+// `rxjsStub` class of whichever client-node copy made the request).
+function observableLike<T>(template: ObservableLike<unknown>, promise: Promise<T>): ObservableLike<T> {
+  const Kind = (template as { constructor?: unknown }).constructor;
+  if (typeof Kind === 'function' && Kind !== Object) {
+    try {
+      const made = new (Kind as new (promise: Promise<T>) => ObservableLike<T>)(promise);
+      if (typeof made.toPromise === 'function') return made;
+    } catch {
+      // fall through to the plain shape
+    }
+  }
+  return {
+    toPromise: () => promise,
+    pipe<U>(callback: (value: T) => U | Promise<U>) {
+      return observableLike(this, promise.then(callback));
+    },
+  } as ObservableLike<T>;
+}
