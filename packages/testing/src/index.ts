@@ -4,3 +4,13 @@ export { ProjectedVolume } from './projectedVolume.js';
 export type { ProjectedVolumeOptions, VolumeFileSystem, VolumeWrite } from './projectedVolume.js';
 export { FakeKubelet } from './fakeKubelet.js';
 export type { FakeKubeletOptions, Rotation } from './fakeKubelet.js';
+export { startTokenServer, tokenId } from './tokenServer.js';
+export type {
+  TokenServer,
+  TokenServerOptions,
+  TokenServerHandler,
+  TokenServerContext,
+  TokenServerOutcome,
+  TokenServerCounts,
+  TokenServerLogEntry,
+} from './tokenServer.js';

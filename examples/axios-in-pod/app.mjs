@@ -1,0 +1,118 @@
+// axios in a (simulated) pod.
+//
+// The part marked "the app" is all a real pod needs: a FileTokenSource on the projected
+// token's path and an axios instance wrapped with withTokenSource. The rest plays the
+// cluster in a temp folder: the service-account signer (createIssuer), the kubelet writing
+// the projected volume with its atomic writer (ProjectedVolume + FakeKubelet), and an API
+// that verifies every bearer token against the signer's JWKS (startTokenServer).
+//
+// Time is compressed: tokens live 4 s and the kubelet replaces them every second.
+// Token values are never printed.
+//
+//   pnpm --filter axios-in-pod start      (builds the workspace packages first, then runs this)
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import axios from 'axios';
+import { FileTokenSource, isTokenSourceError } from '@podtoken/core';
+import { withTokenSource } from '@podtoken/axios';
+import { createIssuer, FakeKubelet, ProjectedVolume, startTokenServer } from '@podtoken/testing';
+
+const AUDIENCE = 'https://inventory.internal.example';
+
+/**
+ * Runs the demo and returns what it measured (see app.d.mts).
+ *
+ * @param {{ requests?: number, concurrency?: number, minRotations?: number, log?: (line: string) => void }} [options]
+ */
+export async function main({ requests = 600, concurrency = 4, minRotations = 3, log = console.log } = {}) {
+  const root = await mkdtemp(join(tmpdir(), 'axios-in-pod-'));
+  const issuer = await createIssuer();
+  const volume = new ProjectedVolume({ dir: join(root, 'var/run/secrets/tokens') });
+  const kubelet = new FakeKubelet({ volume, issuer, file: 'inventory-token', audience: AUDIENCE, expirationSeconds: 4, rotateAfter: 0.25 });
+  const inventory = await startTokenServer({ issuer, audience: AUDIENCE });
+  const elsewhere = await startTokenServer({ issuer, audience: AUDIENCE }); // would accept a leaked token
+  let source;
+  try {
+    await kubelet.start();
+
+    // ---- the app ---------------------------------------------------------------------------
+    source = new FileTokenSource({ path: kubelet.path, audience: AUDIENCE });
+    const api = withTokenSource(axios.create({ baseURL: inventory.url, timeout: 10_000 }), source, {
+      origins: [inventory.origin], // the token goes to this API and nowhere else
+    });
+    // -----------------------------------------------------------------------------------------
+
+    // 1. Requests spread over several rotations.
+    const firstRotation = kubelet.rotations;
+    const perRotation = Math.ceil(requests / (minRotations + 1));
+    let next = 0;
+    let ok = 0;
+    const failures = [];
+    const worker = async () => {
+      while (next < requests) {
+        const index = next++;
+        // pace the requests so that they span minRotations rotations
+        while (Math.floor(index / perRotation) > kubelet.rotations - firstRotation) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        try {
+          const { data } = await api.get(`items/${index}`);
+          if (data.ok === true) ok += 1;
+        } catch (error) {
+          failures.push(isTokenSourceError(error) ? error.code : axios.isAxiosError(error) ? `HTTP ${error.response?.status ?? error.code}` : String(error));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const rotations = kubelet.rotations - firstRotation;
+    const server = inventory.counts;
+    const distinctTokens = new Set(inventory.log.map((entry) => entry.tokenId)).size;
+
+    // 2. The API refuses the token in use (its pod "was deleted") while the kubelet writes a
+    //    new one: on the 401 the adapter re-reads the file and retries once with the new token.
+    //    (If the folder watcher loaded the new token first, no 401 happens at all.)
+    kubelet.stop();
+    inventory.revoke(source.current.value);
+    await kubelet.rotate();
+    const before = inventory.counts.unauthorized;
+    const revokedResponse = await api.get('items/after-revoke', { validateStatus: () => true });
+    const revoked = { status: revokedResponse.status, refused: inventory.counts.unauthorized - before };
+
+    // 3. The API redirects to another origin: the token stays behind.
+    const redirect = await api.get(`redirect?to=${encodeURIComponent(`${elsewhere.url}moved`)}`, { validateStatus: () => true });
+    const redirected = elsewhere.log[0]?.outcome ?? 'no request';
+
+    // 4. A URL outside `origins` never gets the token.
+    await api.get(`${elsewhere.url}probe`, { validateStatus: () => true });
+    const otherOrigin = elsewhere.log[1]?.outcome ?? 'no request';
+
+    const summary = { requests, ok, failures, server, rotations, distinctTokens, revoked, redirect: { status: redirect.status, arrived: redirected }, otherOrigin };
+    log(`axios-in-pod (axios ${axios.VERSION}, node ${process.version})`);
+    log(`  token file     ${kubelet.path} (the kubelet rotates it every second)`);
+    log(`  requests       ${ok}/${requests} ok; the API saw ${server.ok} ok, ${server.unauthorized} answered 401, ${server.missing} without a token`);
+    log(`  rotations      ${rotations} during the run; ${distinctTokens} distinct tokens reached the API`);
+    log(
+      `  revoked token  answered ${revoked.status} ${
+        revoked.refused === 0 ? '(the watcher had already loaded the new token: no 401)' : `after ${revoked.refused} × 401 and one retry with the new token`
+      }`,
+    );
+    log(`  redirect       to another origin: it ${redirected === 'missing' ? 'received no token' : `saw ${redirected}`}`);
+    log(`  other origin   ${otherOrigin === 'missing' ? 'received no token' : `saw ${otherOrigin}`}`);
+    if (failures.length > 0) log(`  failures       ${failures.join(', ')}`);
+    return summary;
+  } finally {
+    kubelet.stop();
+    await source?.close();
+    await Promise.all([inventory.close(), elsewhere.close()]);
+    await rm(root, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const s = await main();
+  const healthy = s.ok === s.requests && s.server.unauthorized === 0 && s.server.missing === 0 && s.revoked.status === 200 && s.redirect.arrived === 'missing' && s.otherOrigin === 'missing';
+  process.exitCode = healthy ? 0 : 1;
+}
