@@ -337,7 +337,6 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
 
   #fail(error: TokenSourceError): void {
     this.#lastError = error;
-    if (error.code === 'TOKEN_FILE_MISSING') this.#watch?.suspect();
     for (const listener of this.#errorListeners) safely(listener, error);
   }
 

@@ -99,11 +99,15 @@ export class FakeKubelet {
     return () => void this.#listeners.delete(listener);
   }
 
-  /** Stops scheduling. A write in progress completes. */
-  stop(): void {
+  /**
+   * Stops scheduling. Resolves once a write in progress has finished, so a test can
+   * remove the volume right after `await kubelet.stop()` without it being written again.
+   */
+  async stop(): Promise<void> {
     this.#running = false;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    await this.#writing?.catch(() => {});
   }
 
   async #write(): Promise<Rotation> {

@@ -6,8 +6,6 @@ import type { TokenFileSystem } from '../fileSystem.js';
 export interface FolderSubscription {
   /** Start the watcher again if it died (folder removed, watch limit hit). Cheap when it is alive. */
   rearm(): void;
-  /** Say the watcher may be dead (a read found the file missing). */
-  suspect(): void;
   close(): Promise<void>;
 }
 
@@ -51,9 +49,6 @@ class FolderWatch {
     return {
       rearm: () => {
         if (this.#broken && this.#subscribers.has(subscriber)) this.#restart();
-      },
-      suspect: () => {
-        this.#broken = true;
       },
       close: async () => {
         if (!this.#subscribers.delete(subscriber) || this.#subscribers.size > 0) return;

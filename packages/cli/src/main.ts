@@ -1,0 +1,60 @@
+import { createRequire } from 'node:module';
+import type { CliIO } from './cliIO.js';
+
+/** The help text of `podtoken`. */
+export const USAGE = `Usage: podtoken <command> [options]
+
+See a pod's ServiceAccount tokens, and watch the podtoken SDK keep them fresh.
+
+Commands:
+  inspect [path...]   summarise token files: who, for whom, until when, and what to worry about
+  watch [path...]     follow token files live, one line per refresh or error
+  demo                rotate short-lived tokens under load on this machine, no cluster needed
+
+Options:
+  -h, --help          show this help ("podtoken <command> --help" for a command's)
+  -v, --version       show the version
+`;
+
+// Loaded on demand: the demo pulls in axios, got and the test kit, which `inspect` and
+// `watch` never need and should not pay for at start-up.
+const COMMANDS: Record<string, (args: readonly string[], io: CliIO) => Promise<number>> = {
+  inspect: async (args, io) => (await import('./inspect.js')).runInspect(args, io),
+  watch: async (args, io) => (await import('./watch.js')).runWatch(args, io),
+  demo: async (args, io) => (await import('./demo.js')).runDemo(args, io),
+};
+
+/**
+ * Runs the `podtoken` command line and resolves with the exit code; never calls
+ * `process.exit`. The bin wires `io.signal` to SIGINT and SIGTERM.
+ *
+ * @param argv - the arguments after the program name, e.g. `['inspect', '--json']`.
+ * @param io - where to write; defaults to the process's streams and environment.
+ *
+ * @example
+ * ```ts
+ * process.exitCode = await main(process.argv.slice(2));
+ * ```
+ */
+export async function main(argv: readonly string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const [command, ...args] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    (command === undefined ? io.stderr : io.stdout).write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  if (command === '-v' || command === '--version') {
+    io.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const run = COMMANDS[command];
+  if (run === undefined) {
+    io.stderr.write(`podtoken: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+    return 2;
+  }
+  return run(args, io);
+}
+
+function version(): string {
+  // ../package.json from both src/ (tests) and dist/ (the bin).
+  return (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+}

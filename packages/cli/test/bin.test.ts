@@ -1,0 +1,104 @@
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createIssuer } from '@podtoken/testing';
+import { leaks, summaryRow, until } from './helpers.js';
+
+// The real bin, as `npx podtoken` runs it: built JavaScript, its shebang, and its signal handling.
+// CI builds before testing; locally the build runs here once when dist/ is missing.
+const packageDir = dirname(dirname(fileURLToPath(import.meta.url)));
+const bin = join(packageDir, 'dist', 'bin.js');
+
+let dir: string;
+
+beforeAll(async () => {
+  if (!existsSync(bin)) {
+    execFileSync('pnpm', ['--filter', '@podtoken/cli...', 'build'], { cwd: join(packageDir, '..', '..'), stdio: 'ignore', timeout: 170_000 });
+  }
+  dir = await mkdtemp(join(tmpdir(), 'podtoken-cli-bin-'));
+}, 180_000);
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  out: () => string;
+  err: () => string;
+  exit: Promise<number | null>;
+  kill: (signal: NodeJS.Signals) => void;
+}
+
+function run(args: string[], env: Record<string, string> = {}): Run {
+  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  // Never leave a child behind when an assertion fails.
+  const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
+  void exit.then(() => clearTimeout(timer));
+  return { out: () => out, err: () => err, exit, kill: (signal) => child.kill(signal) };
+}
+
+describe('the podtoken bin', () => {
+  it('starts with a shebang and runs inspect --json without printing the token', async () => {
+    const issuer = await createIssuer();
+    const token = await issuer.mint({ audience: 'vault', expirationSeconds: 600 });
+    const file = join(dir, 'vault-token');
+    await writeFile(file, token);
+
+    const inspect = run(['inspect', '--json', file]);
+    expect(await inspect.exit).toBe(0);
+    const report = JSON.parse(inspect.out()) as { exitCode: number; files: Array<{ status: string; token: { kind: string } }> };
+    expect(report.exitCode).toBe(0);
+    expect(report.files[0]).toMatchObject({ status: 'healthy', token: { kind: 'bound' } });
+    expect(leaks(inspect.out() + inspect.err(), token)).toBe(false);
+
+    const version = run(['--version']);
+    expect(await version.exit).toBe(0);
+    expect(version.out()).toMatch(/^\d+\.\d+\.\d+\n$/);
+    const unknown = run(['frobnicate']);
+    expect(await unknown.exit).toBe(2);
+  });
+
+  it('watch stops on SIGTERM with exit 0', async () => {
+    const issuer = await createIssuer();
+    const file = join(dir, 'watched-token');
+    await writeFile(file, await issuer.mint({ audience: 'vault', expirationSeconds: 600 }));
+    const watch = run(['watch', file]);
+    try {
+      await until(() => watch.out().includes(' load '), 'the load line', 15_000);
+    } finally {
+      watch.kill('SIGTERM');
+    }
+    expect(await watch.exit).toBe(0);
+    expect(watch.out()).toMatch(/ {2}load {5}\S+watched-token {2}bound {2}expires \S+ {2}ttl \d+m( \d+s)? {2}refresh /);
+    expect(watch.err()).toContain('stopped');
+  });
+
+  it('demo stops on SIGINT, prints its summary, and removes its temporary folder', async () => {
+    const temp = await mkdtemp(join(dir, 'tmp-'));
+    const demo = run(['demo', '--duration', '60', '--token-ttl', '4', '--rotate-after', '0.2', '--concurrency', '1'], { TMPDIR: temp });
+    try {
+      await until(() => /^\[ *\d+\.\ds\] rotations/m.test(demo.out()), 'a progress line', 15_000);
+      expect(await readdir(temp)).toHaveLength(1); // podtoken-demo-XXXXXX
+    } finally {
+      demo.kill('SIGINT');
+    }
+    const code = await demo.exit;
+    if (code !== 0) console.log('demo output (holds no token):', demo.out(), demo.err());
+    expect(code).toBe(0);
+    const out = demo.out();
+    expect(out).toContain('(interrupted)');
+    const total = summaryRow(out, 'total')!;
+    expect(total[0]).toBeGreaterThan(0);
+    expect(summaryRow(out, 'server')).toEqual(total.slice(0, 4));
+    expect(await readdir(temp)).toEqual([]);
+  });
+});

@@ -1,0 +1,48 @@
+import type { CliIO } from '../src/cliIO.js';
+
+/** A CliIO that collects what a command writes. Tests assert on it with booleans, so a failure never prints a token. */
+export interface Captured extends CliIO {
+  readonly out: () => string;
+  readonly err: () => string;
+}
+
+export function capture(options: { now?: number; signal?: AbortSignal; isTTY?: boolean } = {}): Captured {
+  let out = '';
+  let err = '';
+  return {
+    stdout: { write: (chunk: string) => (out += chunk), isTTY: options.isTTY ?? false },
+    stderr: { write: (chunk: string) => (err += chunk), isTTY: false },
+    env: {},
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.now === undefined ? {} : { now: () => options.now! }),
+    out: () => out,
+    err: () => err,
+  };
+}
+
+/** Whether `text` holds the token or any of its secret parts (payload, signature, or the whole opaque value). */
+export function leaks(text: string, token: string): boolean {
+  const parts = token.split('.');
+  const secretParts = parts.length === 3 ? [token, parts[1]!, parts[2]!] : [token];
+  return secretParts.some((part) => text.includes(part));
+}
+
+/** Waits until `check()` is true, polling every 20 ms; throws after `timeout` ms. */
+export async function until(check: () => boolean, what: string, timeout = 10_000): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** The numbers of a row of the demo's summary table (`total`, `server`, `axios`…). */
+export function summaryRow(text: string, name: string): number[] | undefined {
+  const line = text.split('\n').find((l) => l.trimStart().startsWith(`${name} `));
+  return line
+    ?.trim()
+    .split(/\s+/)
+    .slice(1)
+    .filter((cell) => cell !== '-')
+    .map(Number);
+}
