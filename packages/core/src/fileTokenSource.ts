@@ -54,6 +54,9 @@ export interface FileTokenSourceOptions {
   watch?: boolean;
 }
 
+/** What started a read: backoff grows only with reads its own timer made. */
+type Trigger = 'start' | 'event' | 'poll' | 'invalidate' | 'refresh' | 'retry';
+
 type RefreshListener = (token: Token, previous: Token | undefined) => void;
 type ErrorListener = (error: TokenSourceError) => void;
 
@@ -99,9 +102,11 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
   #rejectReady!: (error: unknown) => void;
 
   #token: Token | undefined;
-  // The same settled promise for every getToken() call until the token changes: no allocation.
+  // The same settled promise for every getToken() call while the token is valid: no
+  // allocation, no clock read. The expiry timer clears it at `exp`.
   #tokenPromise: Promise<string> | undefined;
   #expiresAtMs = Infinity;
+  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   #lastError: TokenSourceError | undefined;
   #readyTimedOut = false;
   #closed = false;
@@ -149,17 +154,20 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     this.#ready.catch(() => {});
 
     if (options.watch ?? true) {
-      this.#watch = watchFolder(customFs, this.path, () => void this.#reload());
+      this.#watch = watchFolder(customFs, this.path, () => void this.#reload('event'));
     }
     if (pollInterval > 0) {
-      this.#pollTimer = setInterval(() => void this.#reload(), pollInterval);
+      this.#pollTimer = setInterval(() => {
+        this.#checkExpiry();
+        void this.#reload('poll');
+      }, pollInterval);
       this.#pollTimer.unref?.();
     }
     if (readyTimeout > 0) {
       this.#readyTimer = setTimeout(() => this.#onReadyTimeout(), Math.min(readyTimeout, MAX_TIMER));
       this.#readyTimer.unref?.();
     }
-    void this.#reload();
+    void this.#reload('start');
   }
 
   /** The token in memory now, decoded; undefined before the first load. */
@@ -178,23 +186,28 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
    * and with `TOKEN_SOURCE_CLOSED` after `close()`.
    */
   getToken(options?: GetTokenOptions): Promise<string> {
-    // The hot path: no disk, no parsing, no allocation.
-    if (this.#tokenPromise !== undefined && Date.now() < this.#expiresAtMs) return this.#tokenPromise;
+    // The hot path: no disk, no parsing, no allocation, no clock read.
+    if (this.#tokenPromise !== undefined) return this.#tokenPromise;
     if (this.#closed) return Promise.reject(this.#closedError());
-    if (this.#token !== undefined) return Promise.reject(this.#expiredError(this.#token));
+    if (this.#token !== undefined) {
+      if (this.#checkExpiry()) return Promise.reject(this.#expiredError(this.#token));
+      this.#tokenPromise = Promise.resolve(this.#token.value);
+      return this.#tokenPromise;
+    }
     if (this.#readyTimedOut) return Promise.reject(this.#notReadyError());
     return this.#waitForFirstToken(options?.signal);
   }
 
   /**
-   * A server rejected `rejected` (e.g. answered 401): re-read the file now, unless the
-   * token in memory is already another one. Resolves when the read is done; never rejects
-   * (read errors go to `onError`).
+   * A server rejected `rejected` (e.g. answered 401): re-read the file now, even when the
+   * token in memory is already another one (that one may have been replaced on disk too).
+   * Concurrent calls share one read, plus at most one queued behind it. Resolves when the
+   * read is done; never rejects (read errors go to `onError`).
    */
   async invalidate(rejected: string): Promise<void> {
+    if (typeof rejected !== 'string') throw new TypeError('invalidate: rejected must be the token string the server refused');
     if (this.#closed) return;
-    if (this.#token !== undefined && this.#token.value !== rejected) return;
-    await this.#reload();
+    await this.#reload('invalidate');
   }
 
   /** Calls `listener` after each new token is loaded (not for the same token read again). Returns an unsubscribe function. */
@@ -220,6 +233,7 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     this.#tokenPromise = undefined;
     clearTimeout(this.#timer);
     clearTimeout(this.#readyTimer);
+    clearTimeout(this.#expiryTimer);
     clearInterval(this.#pollTimer);
     const error = this.#closedError();
     this.#rejectReady(error);
@@ -249,22 +263,22 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
   // Single flight: one read at a time. A trigger that arrives during a read may have been
   // caused by a write that read did not see, so it queues exactly one more read after it;
   // every further trigger joins that queued read.
-  #reload(): Promise<void> {
+  #reload(trigger: Trigger): Promise<void> {
     if (this.#closed) return Promise.resolve();
     if (this.#reading === undefined) {
-      this.#reading = this.#readOnce().finally(() => {
+      this.#reading = this.#readOnce(trigger).finally(() => {
         this.#reading = undefined;
       });
       return this.#reading;
     }
     this.#queued ??= this.#reading.then(() => {
       this.#queued = undefined;
-      return this.#reload();
+      return this.#reload(trigger === 'retry' ? 'event' : trigger);
     });
     return this.#queued;
   }
 
-  async #readOnce(): Promise<void> {
+  async #readOnce(trigger: Trigger): Promise<void> {
     let outcome: 'changed' | 'same' | 'failed';
     try {
       outcome = this.#accept(await readTokenFile(this.#fs, this.path, this.#maxTokenBytes));
@@ -281,12 +295,13 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
       );
     }
     if (this.#closed) return;
+    this.#checkExpiry();
     if (outcome !== 'failed') {
       this.#failures = 0;
       this.#lastError = undefined;
       this.#watch?.rearm();
     }
-    this.#schedule(outcome);
+    this.#schedule(outcome, trigger);
   }
 
   #accept(raw: string): 'changed' | 'same' {
@@ -324,6 +339,7 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     this.#token = token;
     this.#tokenPromise = Promise.resolve(token.value);
     this.#expiresAtMs = token.expiresAt?.getTime() ?? Infinity;
+    this.#armExpiry();
     this.#staleReads = 0;
     if (previous === undefined) {
       clearTimeout(this.#readyTimer);
@@ -340,27 +356,57 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     for (const listener of this.#errorListeners) safely(listener, error);
   }
 
-  #schedule(outcome: 'changed' | 'same' | 'failed'): void {
+  // Backoff grows only with the reads its own timer makes: a burst of folder events (a
+  // removed folder gives several) must not push the next retry out to 30 s.
+  #schedule(outcome: 'changed' | 'same' | 'failed', trigger: Trigger): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     const now = Date.now();
     let delay: number | undefined;
+    let refreshAtPending = false;
     if (outcome === 'failed') {
-      delay = backoff(this.#failures++);
+      if (trigger === 'retry') this.#failures += 1;
+      delay = backoff(this.#failures);
     } else {
       const refreshAt = this.#token?.refreshAt?.getTime();
       if (refreshAt === undefined || now >= this.#expiresAtMs) {
         delay = undefined; // never expires, or expired: events and the poll carry on
       } else if (now < refreshAt) {
         delay = refreshAt - now;
+        refreshAtPending = true;
       } else {
         // Past refreshAt and still the same token: the kubelet may not have written yet.
-        delay = backoff(this.#staleReads++);
+        if (trigger === 'retry' && outcome === 'same') this.#staleReads += 1;
+        delay = backoff(this.#staleReads);
       }
     }
     if (delay === undefined) return;
-    this.#timer = setTimeout(() => void this.#reload(), Math.min(delay, MAX_TIMER));
+    const next: Trigger = refreshAtPending ? 'refresh' : 'retry';
+    this.#timer = setTimeout(() => void this.#reload(next), Math.min(delay, MAX_TIMER));
     this.#timer.unref?.();
+  }
+
+  // Why a timer and not a clock read in getToken(): the hot path then costs a field read.
+  // The timer may fire a little late (a busy event loop; a suspended process), so every
+  // other path that runs anyway (the poll, a read, a slow-path getToken) checks the clock.
+  #armExpiry(): void {
+    clearTimeout(this.#expiryTimer);
+    this.#expiryTimer = undefined;
+    if (this.#expiresAtMs === Infinity || this.#closed) return;
+    const delay = this.#expiresAtMs - Date.now();
+    if (delay <= 0) {
+      this.#tokenPromise = undefined;
+      return;
+    }
+    this.#expiryTimer = setTimeout(() => this.#armExpiry(), Math.min(delay, MAX_TIMER));
+    this.#expiryTimer.unref?.();
+  }
+
+  /** Drops the cached promise once the token is past `exp`; returns whether it is. */
+  #checkExpiry(): boolean {
+    if (this.#token === undefined || Date.now() < this.#expiresAtMs) return false;
+    this.#tokenPromise = undefined;
+    return true;
   }
 
   #waitForFirstToken(signal: AbortSignal | undefined): Promise<string> {

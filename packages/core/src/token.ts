@@ -71,6 +71,24 @@ const LEGACY_ISSUER = 'kubernetes/serviceaccount';
 // A header value cannot hold control characters or spaces; a file that does is not a token.
 const OPAQUE_TOKEN = /^[\x21-\x7e]+$/;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
+// Signature sizes by algorithm: RSA signatures are as long as the modulus (1024 to 8192 bits).
+const RSA_BYTES = [128, 256, 384, 512, 1024];
+const SIGNATURE_BYTES: Record<string, readonly number[]> = {
+  RS256: RSA_BYTES,
+  RS384: RSA_BYTES,
+  RS512: RSA_BYTES,
+  PS256: RSA_BYTES,
+  PS384: RSA_BYTES,
+  PS512: RSA_BYTES,
+  ES256: [64],
+  ES384: [96],
+  ES512: [132],
+  EdDSA: [64],
+  Ed25519: [64],
+  HS256: [32],
+  HS384: [48],
+  HS512: [64],
+};
 
 /**
  * Decodes a token without checking its signature, and works out when to refresh it.
@@ -133,6 +151,12 @@ function decodeJwtParts(value: string, parts: string[]): JWTPayload {
     throw malformed('the header does not decode to a JSON object');
   }
   if (typeof header['alg'] !== 'string') throw malformed('the header has no "alg"');
+  // A write cut inside the signature still decodes; its length gives it away.
+  const lengths = SIGNATURE_BYTES[header['alg']];
+  const signatureBytes = Math.floor((parts[2]!.length * 3) / 4);
+  if (lengths !== undefined && !lengths.includes(signatureBytes)) {
+    throw malformed(`its ${header['alg']} signature is ${signatureBytes} bytes long (cut short?)`);
+  }
   try {
     return decodeJwt(value);
   } catch {
@@ -141,6 +165,10 @@ function decodeJwtParts(value: string, parts: string[]): JWTPayload {
 }
 
 function fromClaims(value: string, claims: JWTPayload, refreshRatio: number): Token {
+  if (claims.exp !== undefined && numericDate(claims.exp) === undefined) {
+    // An exp we cannot read must not become "never expires".
+    throw new TokenSourceError('TOKEN_MALFORMED', 'The token is not a well-formed JWT: its "exp" is not a usable NumericDate.');
+  }
   const audience = typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud.filter(isString) : [];
   const issuedAt = numericDate(claims.iat);
   const notBefore = numericDate(claims.nbf);
@@ -211,8 +239,13 @@ function ref(value: unknown): Ref | undefined {
   return { name: value['name'], uid: typeof value['uid'] === 'string' ? value['uid'] : '' };
 }
 
+// The largest NumericDate a JS Date can hold (±8.64e15 ms); beyond it a Date is invalid.
+const MAX_NUMERIC_DATE = 8.64e12;
+
 function numericDate(value: unknown): Date | undefined {
-  return typeof value === 'number' && Number.isFinite(value) ? new Date(value * 1000) : undefined;
+  return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= MAX_NUMERIC_DATE
+    ? new Date(value * 1000)
+    : undefined;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -94,6 +94,15 @@ describe('decodeToken', () => {
     }
   });
 
+  it('rejects an exp no Date can hold, and a signature cut short', async () => {
+    expectMalformed(await sign({ aud: 'x', exp: 1e20 }));
+    const far = decodeToken(await sign({ aud: 'x', exp: now + 60, iat: now, nbf: -1e20 }));
+    expect(far.notBefore).toBeUndefined();
+    const good = await sign({ aud: 'x', exp: now + 60 });
+    expectMalformed(good.slice(0, -10)); // ES256 signatures are 64 bytes
+    expect(decodeToken(good).kind).toBe('jwt');
+  });
+
   it('redacts the value from JSON, inspect and toString', async () => {
     const raw = await sign({ aud: 'x', exp: now + 60 });
     const token = decodeToken(raw);

@@ -19,9 +19,12 @@ export async function readTokenFile(fs: TokenFileSystem, path: string, maxBytes:
     const buffer = new Uint8Array(maxBytes + 1);
     let length = 0;
     while (length < buffer.length) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-      if (bytesRead === 0) break;
+      const wanted = buffer.length - length;
+      const { bytesRead } = await handle.read(buffer, length, wanted, length);
       length += bytesRead;
+      // A short read of a regular file is its end: skip the extra round trip through the
+      // thread pool that reading until 0 bytes would cost.
+      if (bytesRead < wanted) break;
     }
     if (length > maxBytes) {
       throw new TokenSourceError(
