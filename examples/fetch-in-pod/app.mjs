@@ -2,22 +2,19 @@
 //
 // The part marked "the app" is all a real pod needs: a FileTokenSource on the projected
 // token's path and fetch wrapped with withTokenSource. The rest plays the cluster in a temp
-// folder: the service-account signer (createIssuer), the kubelet writing the projected
-// volume with its atomic writer (ProjectedVolume + FakeKubelet), and an API that verifies
-// every bearer token against the signer's JWKS (startTokenServer).
+// folder (startSimulatedPod): the service-account signer, the kubelet writing the projected
+// volume with its atomic writer, and an API that verifies every bearer token against the
+// signer's JWKS; plus a second API elsewhere (startTokenServer).
 //
 // Time is compressed: tokens live 4 s and the kubelet replaces them every second.
 // Token values are never printed.
 //
 //   pnpm --filter fetch-in-pod start      (builds the workspace packages first, then runs this)
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FileTokenSource, isTokenSourceError } from '@podtoken/core';
 import { withTokenSource } from '@podtoken/fetch';
-import { createIssuer, FakeKubelet, ProjectedVolume, startTokenServer } from '@podtoken/testing';
+import { startSimulatedPod, startTokenServer } from '@podtoken/testing';
 
 const AUDIENCE = 'https://billing.internal.example';
 
@@ -27,18 +24,16 @@ const AUDIENCE = 'https://billing.internal.example';
  * @param {{ requests?: number, concurrency?: number, minRotations?: number, log?: (line: string) => void }} [options]
  */
 export async function main({ requests = 600, concurrency = 4, minRotations = 3, log = console.log } = {}) {
-  const root = await mkdtemp(join(tmpdir(), 'fetch-in-pod-'));
-  const issuer = await createIssuer();
-  const volume = new ProjectedVolume({ dir: join(root, 'var/run/secrets/tokens') });
-  const kubelet = new FakeKubelet({ volume, issuer, file: 'billing-token', audience: AUDIENCE, expirationSeconds: 4, rotateAfter: 0.25 });
-  const billing = await startTokenServer({ issuer, audience: AUDIENCE });
-  const elsewhere = await startTokenServer({ issuer, audience: AUDIENCE }); // would accept a leaked token
+  // The kubelet writes the first token, then a new one every second.
+  const pod = await startSimulatedPod({ name: 'fetch-in-pod', audience: AUDIENCE, file: 'billing-token', expirationSeconds: 4, rotateAfter: 0.25, kubelet: 'start' });
+  const { kubelet, server: billing } = pod;
+  let elsewhere;
   let source;
   try {
-    await kubelet.start();
+    elsewhere = await startTokenServer({ issuer: pod.issuer, audience: AUDIENCE }); // would accept a leaked token
 
     // ---- the app ---------------------------------------------------------------------------
-    source = new FileTokenSource({ path: kubelet.path, audience: AUDIENCE });
+    source = new FileTokenSource({ path: pod.tokenPath, audience: AUDIENCE });
     const billingFetch = withTokenSource(fetch, source, {
       origins: [billing.origin], // the token goes to this API and nowhere else
     });
@@ -94,7 +89,7 @@ export async function main({ requests = 600, concurrency = 4, minRotations = 3, 
 
     const summary = { requests, ok, failures, server, rotations, distinctTokens, revoked, redirect: { status: redirect.status, arrived: redirected }, otherOrigin };
     log(`fetch-in-pod (global fetch: undici ${process.versions.undici}, node ${process.version})`);
-    log(`  token file     ${kubelet.path} (the kubelet rotates it every second)`);
+    log(`  token file     ${pod.tokenPath} (the kubelet rotates it every second)`);
     log(`  requests       ${ok}/${requests} ok; the API saw ${server.ok} ok, ${server.unauthorized} answered 401, ${server.missing} without a token`);
     log(`  rotations      ${rotations} during the run; ${distinctTokens} distinct tokens reached the API`);
     log(
@@ -107,10 +102,8 @@ export async function main({ requests = 600, concurrency = 4, minRotations = 3, 
     if (failures.length > 0) log(`  failures       ${failures.join(', ')}`);
     return summary;
   } finally {
-    kubelet.stop();
     await source?.close();
-    await Promise.all([billing.close(), elsewhere.close()]);
-    await rm(root, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    await Promise.all([pod.close(), elsewhere?.close()]); // pod.close() stops the kubelet and removes the folder
   }
 }
 

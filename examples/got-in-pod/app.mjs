@@ -2,25 +2,24 @@
 //
 // In a real pod you would only write the part marked "the app": a FileTokenSource on the
 // projected token's path and a got instance wrapped with withTokenSource. Everything else
-// here plays the cluster: a token issuer (the API server's signer), the kubelet writing the
-// projected volume with its atomic writer into a temp folder, and an API that verifies each
-// bearer token against the issuer's keys, as an API server verifies OIDC tokens.
+// here plays the cluster (startSimulatedPod): a token issuer (the API server's signer), the
+// kubelet writing the projected volume with its atomic writer into a temp folder, and an API
+// that verifies each bearer token against the issuer's keys, as an API server verifies OIDC
+// tokens; plus a second API elsewhere (startTokenServer).
 //
 // Time is compressed: tokens live 2 s and the kubelet rotates them every 0.5 s, so a few
 // seconds cover several rotations. Token values are never printed.
 //
 //   pnpm --filter got-in-pod start        (builds the workspace packages, then runs this)
 
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { readFileSync } from 'node:fs';
 import got from 'got';
 import { FileTokenSource, isTokenSourceError } from '@podtoken/core';
 import { withTokenSource } from '@podtoken/got';
-import { createIssuer, FakeKubelet, ProjectedVolume, startTokenServer } from '@podtoken/testing';
+import { startSimulatedPod, startTokenServer } from '@podtoken/testing';
 
 const AUDIENCE = 'https://orders.internal.example';
 
@@ -32,18 +31,16 @@ const AUDIENCE = 'https://orders.internal.example';
  *   rotations: number, distinctTokens: number, revoked: { status: number, retries: number, refused: number }, otherOrigin: string }>}
  */
 export async function main({ requests = 400, concurrency = 4, minRotations = 4, log = console.log } = {}) {
-  const root = await mkdtemp(join(tmpdir(), 'got-in-pod-'));
-  const issuer = await createIssuer();
-  const volume = new ProjectedVolume({ dir: join(root, 'var/run/secrets/tokens') });
-  const kubelet = new FakeKubelet({ volume, issuer, file: 'orders-token', audience: AUDIENCE, expirationSeconds: 2, rotateAfter: 0.25 });
-  const orders = await startTokenServer({ issuer, audience: AUDIENCE });
-  const elsewhere = await startTokenServer({ issuer, audience: 'someone-else' });
+  // The kubelet writes the first token, then a new one every half second.
+  const pod = await startSimulatedPod({ name: 'got-in-pod', audience: AUDIENCE, file: 'orders-token', expirationSeconds: 2, rotateAfter: 0.25, kubelet: 'start' });
+  const { kubelet, server: orders } = pod;
+  let elsewhere;
   let source;
   try {
-    await kubelet.start();
+    elsewhere = await startTokenServer({ issuer: pod.issuer, audience: 'someone-else' });
 
     // ---- the app ---------------------------------------------------------------------------
-    source = new FileTokenSource({ path: kubelet.path, audience: AUDIENCE });
+    source = new FileTokenSource({ path: pod.tokenPath, audience: AUDIENCE });
     const api = withTokenSource(got.extend({ prefixUrl: orders.url, timeout: { request: 10_000 } }), source, {
       origins: [orders.origin], // the token goes to this API and nowhere else
     });
@@ -90,7 +87,7 @@ export async function main({ requests = 400, concurrency = 4, minRotations = 4, 
 
     const summary = { requests, ok, failures, server, rotations, distinctTokens, revoked, otherOrigin };
     log(`got-in-pod (got ${gotVersion()}, node ${process.version})`);
-    log(`  token file     ${kubelet.path} (kubelet rotates every 0.5 s)`);
+    log(`  token file     ${pod.tokenPath} (kubelet rotates every 0.5 s)`);
     log(`  requests       ${ok}/${requests} ok; server saw ${server.ok} ok, ${server.unauthorized} answered 401, ${server.missing} without a token`);
     log(`  rotations      ${rotations} during the run; ${distinctTokens} distinct tokens reached the API`);
     log(
@@ -102,10 +99,8 @@ export async function main({ requests = 400, concurrency = 4, minRotations = 4, 
     if (failures.length > 0) log(`  failures       ${failures.join(', ')}`);
     return summary;
   } finally {
-    kubelet.stop();
     await source?.close();
-    await Promise.all([orders.close(), elsewhere.close()]);
-    await rm(root, { recursive: true, force: true });
+    await Promise.all([pod.close(), elsewhere?.close()]); // pod.close() stops the kubelet and removes the folder
   }
 }
 

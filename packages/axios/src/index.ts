@@ -1,5 +1,14 @@
 import type { AxiosInstance, AxiosResponse, InternalAxiosRequestConfig } from 'axios';
-import { bearer, createOriginFilter, tokenForRetry, type AdapterOptions, type TokenSource } from '@podtoken/core';
+import {
+  bearer,
+  createOriginFilter,
+  createRedirectGuard,
+  isReplayableBody,
+  tokenForRetry,
+  type AdapterOptions,
+  type RedirectGuard,
+  type TokenSource,
+} from '@podtoken/core';
 
 export type { AdapterOptions, TokenSource } from '@podtoken/core';
 
@@ -16,10 +25,8 @@ type Guard = BeforeRedirect & { [GUARD]?: BeforeRedirect | undefined };
 interface Sent {
   /** The token this request carried. */
   readonly token: string;
-  /** The origin it was sent to. */
-  readonly origin: string;
-  /** A redirect to another origin took the token off: a later 401 is not about it. */
-  stripped: boolean;
+  /** Its redirect chain: once a hop left the origin, the token is off and a later 401 is not about it. */
+  readonly redirects: RedirectGuard;
 }
 
 /**
@@ -32,8 +39,9 @@ interface Sent {
  *   ready, closed…) rejects the request: it is never sent without its token.
  * - On a 401 for the token it carried (also one let through by `validateStatus`), it calls
  *   `source.invalidate(token)` and, when the source then holds a different token and the
- *   body can be sent again (not a stream), sends the request once more. The retried config
- *   is marked, so a second 401 goes to the caller as it is.
+ *   body can be sent again (`isReplayableBody` from core: not a stream or a generator),
+ *   sends the request once more. The retried config is marked, so a second 401 goes to
+ *   the caller as it is.
  * - Redirects (the Node http adapter follows them with follow-redirects): a guard in
  *   `beforeRedirect` removes the token at the first hop to another origin, whatever the
  *   axios and follow-redirects versions do (follow-redirects alone keeps it for a
@@ -84,17 +92,17 @@ export function withTokenSource(instance: AxiosInstance, source: TokenSource, op
       recent.push(value);
       if (recent.length > RECENT) recent.shift();
     }
-    const state: Sent = { token, origin: url.origin, stripped: false };
+    const state: Sent = { token, redirects: createRedirectGuard(url) };
     sent.set(config, state);
-    config.beforeRedirect = redirectGuard(config.beforeRedirect, state);
+    config.beforeRedirect = guardRedirects(config.beforeRedirect, state.redirects);
     return config;
   });
 
   async function retry(config: InternalAxiosRequestConfig | undefined): Promise<AxiosResponse | undefined> {
     if (!retryUnauthorized || config === undefined) return undefined;
     const state = sent.get(config);
-    if (state === undefined || state.stripped || (config as unknown as Record<string, unknown>)[RETRIED] === true) return undefined;
-    if (!isReplayable(config.data)) {
+    if (state === undefined || state.redirects.left || (config as unknown as Record<string, unknown>)[RETRIED] === true) return undefined;
+    if (!isReplayableBody(config.data)) {
       // No second try, but the next request should not meet the same fate.
       await source.invalidate?.(state.token);
       return undefined;
@@ -135,23 +143,18 @@ function resolvedUrl(instance: AxiosInstance, config: InternalAxiosRequestConfig
   }
 }
 
-/** A `beforeRedirect` that runs the caller's own hook, then takes the token off at the first hop to another origin. */
-function redirectGuard(existing: BeforeRedirect | undefined, state: Sent): BeforeRedirect {
+/**
+ * A `beforeRedirect` that runs the caller's own hook, then takes the token off from the first
+ * hop to another origin on (the rule of core's `createRedirectGuard`).
+ */
+function guardRedirects(existing: BeforeRedirect | undefined, redirects: RedirectGuard): BeforeRedirect {
   // A config reused from an earlier response already holds a guard: wrap what it wrapped.
   const own = existing !== undefined && GUARD in existing ? (existing as Guard)[GUARD] : existing;
   const guard: Guard = (options, responseDetails, requestDetails) => {
     own?.(options, responseDetails, requestDetails);
-    let origin: string | undefined;
-    try {
-      origin = new URL(String(options['href'])).origin;
-    } catch {
-      origin = undefined; // unknown target: treat it as another origin
-    }
-    if (origin !== state.origin) {
-      const headers = options['headers'] as Record<string, unknown> | undefined;
-      for (const name of Object.keys(headers ?? {})) if (name.toLowerCase() === 'authorization') delete headers![name];
-      state.stripped = true;
-    }
+    if (redirects.allows(String(options['href']))) return;
+    const headers = options['headers'] as Record<string, unknown> | undefined;
+    for (const name of Object.keys(headers ?? {})) if (name.toLowerCase() === 'authorization') delete headers![name];
   };
   guard[GUARD] = own;
   return guard;
@@ -163,11 +166,4 @@ function unmark(config: unknown): void {
 
 function abortSignal(signal: unknown): AbortSignal | undefined {
   return signal instanceof AbortSignal ? signal : undefined;
-}
-
-/** Whether a request body can be sent a second time: anything but a stream or an async iterable. */
-function isReplayable(data: unknown): boolean {
-  if (data == null || typeof data !== 'object') return true;
-  const candidate = data as { getReader?: unknown; pipe?: unknown; [Symbol.asyncIterator]?: unknown };
-  return typeof candidate.getReader !== 'function' && typeof candidate.pipe !== 'function' && typeof candidate[Symbol.asyncIterator] !== 'function';
 }

@@ -6,9 +6,9 @@ import followRedirects from 'follow-redirects';
 import axios, { AxiosError, type AxiosInstance, type CreateAxiosDefaults } from 'axios';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FileTokenSource, TokenSourceError, isTokenSourceError, staticTokenSource, type TokenSource } from '@podtoken/core';
-import { startTokenServer, tokenId, type TokenServer } from '@podtoken/testing';
+import { startSimulatedPod, startTokenServer, tokenId, type SimulatedPod, type TokenServer } from '@podtoken/testing';
 import { withTokenSource } from '@podtoken/axios';
-import { AUDIENCE, loopbackLookup, startPod, type Pod } from './support.js';
+import { AUDIENCE, loopbackLookup } from './support.js';
 
 // Tokens are minted at run time. Assertions compare them as booleans or through tokenId(),
 // so a failing test never prints one. AxiosErrors are reduced to their status before any
@@ -32,13 +32,13 @@ describe.each([
   ['http adapter (follow-redirects)', 'http'],
   ['fetch adapter', 'fetch'],
 ] as const)(`axios ${axios.VERSION}, %s`, (_name, adapter) => {
-  let pod: Pod;
+  let pod: SimulatedPod<FileTokenSource>;
   let other: TokenServer; // another origin, trusting the same issuer: a leaked token would be accepted there
   let server: TokenServer;
   const create = (defaults: CreateAxiosDefaults = {}): AxiosInstance => axios.create({ adapter, ...defaults });
 
   beforeAll(async () => {
-    pod = await startPod({ source: { watch: false, pollInterval: 0 } });
+    pod = await startSimulatedPod({ audience: AUDIENCE, source: { watch: false, pollInterval: 0 } });
     server = pod.server;
     other = await startTokenServer({ issuer: pod.issuer, audience: AUDIENCE });
   });
@@ -223,7 +223,7 @@ describe.each([
     });
 
     it('a source that only has an expired token fails the request with TOKEN_EXPIRED, and nothing is sent', async () => {
-      const expired = await startPod({ expirationSeconds: 1, source: { watch: false, pollInterval: 0 } });
+      const expired = await startSimulatedPod({ audience: AUDIENCE, expirationSeconds: 1, source: { watch: false, pollInterval: 0 } });
       try {
         const expiresAt = expired.source.current!.expiresAt!.getTime();
         for (let i = 0; i < 100 && Date.now() <= expiresAt; i++) await delay(50);
@@ -254,9 +254,9 @@ describe.each([
 describe(`axios ${axios.VERSION} http adapter: redirects to a subdomain (follow-redirects keeps Authorization there)`, () => {
   // api.test and sub.api.test both resolve to 127.0.0.1 through a custom lookup: another
   // origin on the same server, which can therefore count what arrived.
-  let pod: Pod;
+  let pod: SimulatedPod<FileTokenSource>;
   beforeAll(async () => {
-    pod = await startPod();
+    pod = await startSimulatedPod({ audience: AUDIENCE, source: true });
   });
   afterAll(async () => {
     await pod?.close();

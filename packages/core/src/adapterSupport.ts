@@ -1,11 +1,15 @@
 import { isTokenSourceError } from './errors.js';
+import { isAnchored } from './internal/anchoredPattern.js';
 import type { TokenSource } from './tokenSource.js';
 
 /** Options every HTTP adapter (`@podtoken/axios`, `/got`, `/fetch`) takes. */
 export interface AdapterOptions {
   /**
    * Attach the token only to requests for these origins: `'https://vault:8200'` strings
-   * (compared as URL origins) or regular expressions tested against the origin.
+   * (compared as URL origins) or regular expressions tested against the origin, which
+   * must be anchored with `^` and `$` (`/^https:\/\/[a-z-]+\.svc$/`): an unanchored
+   * `/api\.example\.com/` would also match `https://api.example.com.evil.io`. An empty
+   * array is refused, as it would never send the token.
    * Default: every request.
    */
   origins?: Array<string | RegExp>;
@@ -19,15 +23,39 @@ export interface AdapterOptions {
 
 /**
  * Builds the test adapters use to decide whether a URL may receive the token. Validates
- * `origins` up front (a `TypeError` names the bad entry).
+ * `origins` up front, with a `TypeError` that names the bad entry: each string must be an
+ * origin such as `"https://api.example.com"`, each RegExp must be anchored with `^` and `$`
+ * (in every top-level alternative), and the array must not be empty.
+ *
+ * @param origins - {@link AdapterOptions.origins}; `undefined` allows every URL.
+ * @param where - the caller's name, for error messages.
+ * @returns a predicate that is true when the URL's origin is allowed (false for a URL that
+ *   cannot be parsed).
+ *
+ * @example
+ * ```ts
+ * const allowed = createOriginFilter(['https://vault:8200', /^https:\/\/[a-z-]+\.svc$/]);
+ * allowed('https://vault:8200/v1/secret'); // true
+ * allowed('https://vault.evil.io:8200/'); // false
+ * createOriginFilter([/vault/]); // TypeError: not anchored with ^ and $
+ * ```
  */
 export function createOriginFilter(origins: AdapterOptions['origins'], where = 'withTokenSource'): (url: string | URL) => boolean {
   if (origins === undefined) return () => true;
   if (!Array.isArray(origins)) throw new TypeError(`${where}: origins must be an array of strings or RegExps`);
+  if (origins.length === 0) {
+    throw new TypeError(`${where}: origins is empty, so the token would never be sent; list at least one origin, or leave origins out to send it everywhere`);
+  }
   const exact = new Set<string>();
   const patterns: RegExp[] = [];
   for (const origin of origins) {
     if (origin instanceof RegExp) {
+      if (!isAnchored(origin)) {
+        throw new TypeError(
+          `${where}: origins holds ${String(origin)}, a RegExp not anchored with ^ and $, so it also matches origins that merely contain a match ` +
+            '(/api\\.example\\.com/ matches https://api.example.com.evil.io); anchor it, e.g. /^https:\\/\\/api\\.example\\.com$/, or list the origin as a string',
+        );
+      }
       patterns.push(origin);
       continue;
     }
@@ -89,4 +117,89 @@ export async function tokenForRetry(source: TokenSource, sentToken: string, sign
     throw error;
   }
   return next === sentToken ? undefined : next;
+}
+
+/**
+ * Whether a request body can be sent a second time (on a 401 retry, or on a 307/308
+ * redirect): `undefined`, `null`, strings, bytes (`ArrayBuffer`, typed arrays, `Buffer`),
+ * `URLSearchParams`, `Blob`, `FormData` and plain objects can; a body that is consumed by
+ * being sent cannot: a Node stream (it has `pipe()`), a web `ReadableStream` (`getReader()`),
+ * an async iterable, or an iterator such as a generator (`next()`; an array or a `Set` is
+ * iterated afresh each time, so it can).
+ *
+ * Adapters call it on the body as it stands when they decide, after the HTTP client has
+ * serialized `json`/`form` options and converted a spec `FormData` into whatever it sends.
+ *
+ * @example
+ * ```ts
+ * isReplayableBody('{"a":1}'); // true
+ * isReplayableBody(fs.createReadStream('upload.bin')); // false
+ * ```
+ */
+export function isReplayableBody(body: unknown): boolean {
+  if (body === null || typeof body !== 'object') return true;
+  const candidate = body as { pipe?: unknown; getReader?: unknown; next?: unknown; [Symbol.asyncIterator]?: unknown };
+  return (
+    typeof candidate.pipe !== 'function' &&
+    typeof candidate.getReader !== 'function' &&
+    typeof candidate[Symbol.asyncIterator] !== 'function' &&
+    typeof candidate.next !== 'function'
+  );
+}
+
+/**
+ * The redirect rule every adapter follows, for one redirect chain: see
+ * {@link createRedirectGuard}.
+ */
+export interface RedirectGuard {
+  /**
+   * Records the next hop of the chain and says whether the token may go there: true while
+   * every hop so far, this one included, has the starting origin; false from the first hop
+   * to another origin (or to a URL that cannot be parsed) on, for good, even when the chain
+   * comes back to the starting origin.
+   */
+  allows(url: string | URL): boolean;
+  /** Whether a hop has left the starting origin: the token is off for the rest of the chain. */
+  readonly left: boolean;
+}
+
+/**
+ * Starts the bookkeeping for one redirect chain that begins at `start`. Adapters that follow
+ * redirects call {@link RedirectGuard.allows} with each hop's URL and remove `Authorization`
+ * when it says false. Once a hop leaves the starting origin (scheme, host and port), the
+ * token stays off for every later hop, including one that comes back to the starting origin
+ * (A → B → A): B chose that last hop, not A.
+ *
+ * @param start - the URL the request was first sent to.
+ *
+ * @example
+ * ```ts
+ * const redirects = createRedirectGuard('https://api.example.com/v1/items');
+ * redirects.allows('https://api.example.com/v2/items'); // true: same origin
+ * redirects.allows('https://cdn.example.com/items'); // false: another origin
+ * redirects.allows('https://api.example.com/v1/items'); // false: the token stays off
+ * ```
+ */
+export function createRedirectGuard(start: string | URL): RedirectGuard {
+  const origin = originOf(start);
+  let left = origin === undefined;
+  return {
+    allows(url) {
+      if (!left && originOf(url) !== origin) left = true;
+      return !left;
+    },
+    get left() {
+      return left;
+    },
+  };
+}
+
+/** The URL's origin; undefined when it cannot be parsed or has no origin of its own (`data:`, `file:`). */
+function originOf(url: string | URL): string | undefined {
+  try {
+    const origin = new URL(url).origin;
+    return origin === 'null' ? undefined : origin;
+  } catch {
+    return undefined;
+  }
 }

@@ -9,5 +9,5 @@ export type { Token, TokenKind, Ref, KubernetesClaims, DecodeTokenOptions } from
 export { TokenSourceError, isTokenSourceError, TOKEN_ERROR_CODES } from './errors.js';
 export type { TokenErrorCode, TokenSourceErrorOptions } from './errors.js';
 export type { TokenFileSystem, TokenFileHandle, TokenFileWatcher } from './fileSystem.js';
-export { createOriginFilter, isSameOrigin, bearer, tokenForRetry } from './adapterSupport.js';
-export type { AdapterOptions } from './adapterSupport.js';
+export { createOriginFilter, createRedirectGuard, isReplayableBody, isSameOrigin, bearer, tokenForRetry } from './adapterSupport.js';
+export type { AdapterOptions, RedirectGuard } from './adapterSupport.js';

@@ -61,4 +61,39 @@ describe('createOriginFilter', () => {
     expect(createOriginFilter(undefined)('https://anything')).toBe(true);
     expect(() => createOriginFilter(['vault'])).toThrow(/"vault"/);
   });
+
+  it('rejects an empty origins array: it would never send the token', () => {
+    expect(() => createOriginFilter([])).toThrow(TypeError);
+    expect(() => createOriginFilter([], 'tokenSourceHooks')).toThrow(/^tokenSourceHooks: origins is empty/);
+  });
+
+  it.each([
+    [/api\.example\.com/, 'no anchor at all'],
+    [/^https:\/\/api\.example\.com/, 'no $'],
+    [/api\.example\.com$/, 'no ^'],
+    [/^https:\/\/api\.example\.com\$/, 'an escaped $ is a literal'],
+    [/^https:\/\/a\.example|https:\/\/b\.example$/, 'a top-level | leaves each branch half anchored'],
+    [/^https:\/\/a\.example$|https:\/\/b\.example/, 'the second branch has no anchor'],
+    [/^https:\/\/a\.example[$]/, 'a $ in a character class is a literal'],
+    [new RegExp(''), 'an empty pattern'],
+  ])('rejects %s (%s) with a TypeError naming the entry', (pattern) => {
+    expect(() => createOriginFilter(['https://vault:8200', pattern])).toThrow(TypeError);
+    expect(() => createOriginFilter([pattern])).toThrow(`origins holds ${String(pattern)}`);
+    expect(() => createOriginFilter([pattern])).toThrow(/not anchored with \^ and \$/);
+  });
+
+  it('accepts anchored patterns, alternatives included, and they cannot match a longer host', () => {
+    const allowed = createOriginFilter([/^https:\/\/api\.example\.com$/, /^https:\/\/(a|b)\.example$/, /^http:\/\/x\.test$|^http:\/\/y\.test$/, new RegExp('^https://[[a-z]--[q]]+\\.svc$', 'v')]);
+    expect(allowed('https://api.example.com/v1')).toBe(true);
+    expect(allowed('https://api.example.com.evil.io/v1')).toBe(false);
+    expect(allowed('https://b.example/')).toBe(true);
+    expect(allowed('https://b.example.evil.io/')).toBe(false);
+    expect(allowed('http://y.test/')).toBe(true);
+    expect(allowed('http://y.test.evil.io/')).toBe(false);
+    expect(allowed('https://kubernetes.svc/')).toBe(true);
+  });
+
+  it('what the anchoring rule prevents: an unanchored pattern matches a look-alike host', () => {
+    expect(/api\.example\.com/.test(new URL('https://api.example.com.evil.io/').origin)).toBe(true);
+  });
 });

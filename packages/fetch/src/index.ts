@@ -1,4 +1,4 @@
-import { bearer, createOriginFilter, tokenForRetry, type AdapterOptions, type TokenSource } from '@podtoken/core';
+import { bearer, createOriginFilter, createRedirectGuard, isReplayableBody, tokenForRetry, type AdapterOptions, type TokenSource } from '@podtoken/core';
 
 export type { AdapterOptions, TokenSource } from '@podtoken/core';
 
@@ -57,8 +57,9 @@ const BODY_HEADERS = ['content-encoding', 'content-language', 'content-location'
  *   not ready, closed…) rejects the call: a request is never sent without its token;
  * - on a 401 for the token it sent, it calls `source.invalidate(token)` and, when the
  *   source then holds a different token and the body can be sent again (none, a string,
- *   bytes, `URLSearchParams`, `Blob`, `FormData`; not a stream), sends the request once
- *   more. A second 401 is returned to the caller;
+ *   bytes, `URLSearchParams`, `Blob`, `FormData`; not a stream or a generator: see
+ *   `isReplayableBody` in core), sends the request once more. A second 401 is returned
+ *   to the caller;
  * - with `redirect: 'follow'` (the default) it follows redirects itself (the underlying
  *   fetch is called with `redirect: 'manual'`) and drops the token for good at the first
  *   hop to another origin, because node-fetch 2 and 3 keep `Authorization` on a redirect
@@ -104,14 +105,14 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
     // A Request's body is a stream it owns: it can be sent once, and only inside that Request.
     let body: unknown = 'body' in fields ? fields.body : undefined;
     let requestHasBody = request !== undefined && !('body' in fields) && request.body != null;
-    let replayable = !requestHasBody && isReplayable(body);
+    let replayable = !requestHasBody && isReplayableBody(body);
 
     let token = await source.getToken(signal === undefined ? undefined : { signal });
     setHeader(headers, 'authorization', bearer(token));
 
     const follow = (fields.redirect ?? request?.redirect ?? 'follow') === 'follow';
     const maxRedirects = typeof fields.follow === 'number' ? fields.follow : MAX_REDIRECTS;
-    let hasToken = true; // false for good after the first hop to another origin
+    const guard = createRedirectGuard(url);
     let retried = false;
     let redirects = 0;
     let current = url;
@@ -127,7 +128,7 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
       const response = await raw(first && request !== undefined ? input : current.href, hopInit);
       first = false;
 
-      if (response.status === 401 && hasToken && retryUnauthorized && !retried) {
+      if (response.status === 401 && !guard.left && retryUnauthorized && !retried) {
         retried = true;
         if (!replayable) {
           // No second try, but the next request should not meet the same fate.
@@ -174,11 +175,8 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
           `withTokenSource: cannot follow a ${status} redirect with a body that can only be sent once; pass the body as a string or bytes, or use redirect: 'manual'`,
         );
       }
-      if (next.origin !== current.origin) {
-        // Another origin: the token stays behind, for this hop and every later one.
-        hasToken = false;
-        deleteHeader(headers, 'authorization');
-      }
+      // From the first hop to another origin on, the token stays behind.
+      if (!guard.allows(next)) deleteHeader(headers, 'authorization');
       await discard(response);
       current = next;
     }
@@ -211,13 +209,6 @@ function setHeader(headers: Record<string, string>, name: string, value: string)
 
 function deleteHeader(headers: Record<string, string>, name: string): void {
   for (const key of Object.keys(headers)) if (key.toLowerCase() === name) delete headers[key];
-}
-
-/** Whether a body can be sent a second time: anything but a stream or an async iterable. */
-function isReplayable(body: unknown): boolean {
-  if (body == null || typeof body !== 'object') return true;
-  const candidate = body as { getReader?: unknown; pipe?: unknown; [Symbol.asyncIterator]?: unknown };
-  return typeof candidate.getReader !== 'function' && typeof candidate.pipe !== 'function' && typeof candidate[Symbol.asyncIterator] !== 'function';
 }
 
 /** Reads and drops a response we will not return, so its connection goes back to the pool. */

@@ -1,8 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { FileTokenSource } from '@podtoken/core';
+import { startSimulatedPod, type SimulatedPod } from '@podtoken/testing';
 import { withTokenSource } from '@podtoken/fetch';
 import { clients } from './clients.js';
-import { startPod, type Pod } from './support.js';
+import { AUDIENCE } from './support.js';
 
 // Issue 3, "it must show" 1: 2,000 requests over several kubelet rotations on the real
 // filesystem, 0 answered 401, 0 sent without a token, counted by the server itself.
@@ -16,7 +18,7 @@ const CONCURRENCY = 8;
 const PAUSE_MS = 10; // spreads the requests over seconds; the loop also runs until MIN_ROTATIONS happened
 const MAX_MS = 60_000;
 
-let pod: Pod | undefined;
+let pod: SimulatedPod<FileTokenSource> | undefined;
 afterEach(async () => {
   await pod?.close();
   pod = undefined;
@@ -24,7 +26,7 @@ afterEach(async () => {
 
 describe.each(clients)('$name under rotation', (client) => {
   it(`sends ${REQUESTS} requests over ${MIN_ROTATIONS}+ rotations with 0 answered 401 and 0 without a token`, { timeout: 120_000 }, async () => {
-    pod = await startPod({ expirationSeconds: 4, rotateAfter: 0.25, rotate: true });
+    pod = await startSimulatedPod({ audience: AUDIENCE, expirationSeconds: 4, rotateAfter: 0.25, kubelet: 'start', source: true });
     const { server, kubelet, source } = pod;
     const fetch = withTokenSource(client.fetch, source, { origins: [server.origin] });
     const refreshes: number[] = [];

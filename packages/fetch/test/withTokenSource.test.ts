@@ -3,10 +3,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, expectTypeOf, it } f
 import nodeFetch3 from 'node-fetch';
 import nodeFetch2 from 'node-fetch-v2';
 import { FileTokenSource, TokenSourceError, isTokenSourceError, staticTokenSource, type TokenSource } from '@podtoken/core';
-import { startTokenServer, tokenId, type TokenServer } from '@podtoken/testing';
+import { startSimulatedPod, startTokenServer, tokenId, type SimulatedPod, type TokenServer } from '@podtoken/testing';
 import { withTokenSource } from '@podtoken/fetch';
 import { clients } from './clients.js';
-import { AUDIENCE, startPod, type Pod } from './support.js';
+import { AUDIENCE } from './support.js';
 
 // Tokens are minted at run time. Assertions compare them as booleans or through tokenId(),
 // so a failing test never prints one.
@@ -14,12 +14,12 @@ import { AUDIENCE, startPod, type Pod } from './support.js';
 const same = (a: string | undefined, b: string | undefined) => a !== undefined && a === b;
 
 describe.each(clients)('$name', (client) => {
-  let pod: Pod;
+  let pod: SimulatedPod<FileTokenSource>;
   let other: TokenServer; // another origin, trusting the same issuer: a leaked token would be accepted there
   let server: TokenServer;
 
   beforeAll(async () => {
-    pod = await startPod({ source: { watch: false, pollInterval: 0 } });
+    pod = await startSimulatedPod({ audience: AUDIENCE, source: { watch: false, pollInterval: 0 } });
     server = pod.server;
     other = await startTokenServer({ issuer: pod.issuer, audience: AUDIENCE });
   });
@@ -184,8 +184,8 @@ describe.each(clients)('$name', (client) => {
       const response = await fetch(`${other.url}outside`);
       expect(response.status).toBe(401);
       expect(other.counts).toEqual({ ok: 0, unauthorized: 0, missing: 1 });
-      // origins also takes RegExps, tested against the origin
-      const byPattern = withTokenSource(client.fetch, pod.source, { origins: [new RegExp(`:${server.port}$`)] });
+      // origins also takes RegExps (anchored with ^ and $), tested against the origin
+      const byPattern = withTokenSource(client.fetch, pod.source, { origins: [new RegExp(`^http://127\\.0\\.0\\.1:${server.port}$`)] });
       expect((await byPattern(`${server.url}pattern`)).status).toBe(200);
       expect((await byPattern(`${other.url}pattern`)).status).toBe(401);
       expect(other.counts.missing).toBe(2);
@@ -229,7 +229,7 @@ describe.each(clients)('$name', (client) => {
     });
 
     it('a source that only has an expired token fails the request with TOKEN_EXPIRED, and nothing is sent', async () => {
-      const expired = await startPod({ expirationSeconds: 1, source: { watch: false, pollInterval: 0 } });
+      const expired = await startSimulatedPod({ audience: AUDIENCE, expirationSeconds: 1, source: { watch: false, pollInterval: 0 } });
       try {
         const expiresAt = expired.source.current!.expiresAt!.getTime();
         for (let i = 0; i < 100 && Date.now() <= expiresAt; i++) await delay(50);
@@ -260,10 +260,10 @@ describe.each(clients)('$name', (client) => {
 
 describe('what each client does on its own with Authorization on a cross-origin redirect', () => {
   // Why the wrapper follows redirects itself: the versions installed here differ.
-  let pod: Pod;
+  let pod: SimulatedPod<FileTokenSource>;
   let other: TokenServer;
   beforeAll(async () => {
-    pod = await startPod();
+    pod = await startSimulatedPod({ audience: AUDIENCE, source: true });
     other = await startTokenServer({ issuer: pod.issuer, audience: AUDIENCE });
   });
   afterAll(async () => {
@@ -304,7 +304,7 @@ describe('withTokenSource, whatever the client', () => {
   });
 
   it('accepts a Request as input (global fetch), and does not retry its one-shot body', async () => {
-    const pod = await startPod({ source: { watch: false, pollInterval: 0 } });
+    const pod = await startSimulatedPod({ audience: AUDIENCE, source: { watch: false, pollInterval: 0 } });
     try {
       const fetch = withTokenSource(globalThis.fetch, pod.source);
       const get = await fetch(new Request(`${pod.server.url}as-request`, { headers: { accept: 'application/json' } }));

@@ -1,14 +1,15 @@
 import {
   bearer,
   createOriginFilter,
-  isSameOrigin,
+  createRedirectGuard,
+  isReplayableBody,
   isTokenSourceError,
   tokenForRetry,
   type AdapterOptions,
   type TokenSource,
   type TokenSourceError,
 } from '@podtoken/core';
-import type { AfterResponseHook, BeforeRedirectHook, BeforeRequestHook, Got, HandlerFunction, Options } from 'got';
+import type { AfterResponseHook, BeforeRedirectHook, BeforeRequestHook, Got, HandlerFunction } from 'got';
 
 export type { AdapterOptions } from '@podtoken/core';
 
@@ -39,8 +40,10 @@ export interface TokenSourceHooks {
  *   attached for the rest of the chain. got 14 alone strips it only when host or port change.
  * - **afterResponse** (promise API only; `retryUnauthorized`, default `true`): on a 401 to a
  *   request that carried a token, calls `source.invalidate(sentToken)`; when the source then
- *   holds a different token and the body can be sent again (none, a string, a Buffer or a
- *   typed array; `json` and `form` become a string), retries once through got's
+ *   holds a different token and the body can be sent again (`isReplayableBody` from core:
+ *   none, a string, a Buffer or typed array, an array of chunks; `json` and `form` become a
+ *   string; not a stream, an async iterable, a generator, or `FormData`, which got encodes
+ *   into a one-shot generator), retries once through got's
  *   `retryWithMergedOptions` (with `preserveHooks: true` where got supports it, so
  *   `afterResponse` hooks added after these still see the retried response). At most one
  *   such retry per call: the retried response, 401 or not, goes to the caller as got would
@@ -137,9 +140,10 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
   };
 
   const beforeRedirect: BeforeRedirectHook = (updatedOptions, response) => {
-    // redirectUrls already holds the hop about to be made; requestUrl is where the call began.
-    const start = response.requestUrl;
-    if (response.redirectUrls.every((hop) => isSameOrigin(hop, start))) return;
+    // got hands each hook the whole chain: redirectUrls already holds the hop about to be
+    // made, requestUrl is where the call began.
+    const redirects = createRedirectGuard(response.requestUrl);
+    if (response.redirectUrls.every((hop) => redirects.allows(hop))) return;
     delete updatedOptions.headers.authorization;
     leftOrigin.add(updatedOptions);
   };
@@ -148,7 +152,8 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
     if (response.statusCode !== 401 || !retryUnauthorized) return response;
     const requestOptions = response.request.options;
     const sent = sentTokens.get(requestOptions);
-    if (sent === undefined || !canSendAgain(requestOptions.body)) return response;
+    // got has by now serialized json/form to a string and encoded FormData into a one-shot generator.
+    if (sent === undefined || !isReplayableBody(requestOptions.body)) return response;
     const context = requestOptions.context as Record<symbol, unknown>;
     const retriedAt = context[retried];
     if (typeof retriedAt === 'number' && response.retryCount >= retriedAt) return response;
@@ -178,12 +183,6 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
   };
 
   return { beforeRequest: [beforeRequest], beforeRedirect: [beforeRedirect], afterResponse: [afterResponse] };
-}
-
-// Bodies got can write again on a retry. Streams, iterables and FormData (which got turns into
-// a one-shot generator) are consumed by the first attempt.
-function canSendAgain(body: Options['body']): boolean {
-  return body === undefined || typeof body === 'string' || ArrayBuffer.isView(body);
 }
 
 // got wraps anything a hook throws in a RequestError (error.cause). For callers of

@@ -1,10 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import got, { HTTPError, RequestError } from 'got';
 import { FileTokenSource, isTokenSourceError, staticTokenSource, TokenSourceError, type TokenSource } from '@podtoken/core';
-import { createIssuer, ProjectedVolume, startTokenServer, type Issuer, type TokenServer } from '@podtoken/testing';
+import { ProjectedVolume, startSimulatedPod, type Issuer, type SimulatedPod, type TokenServer } from '@podtoken/testing';
 import { tokenSourceHooks, withTokenSource } from '@podtoken/got';
 
 // (d) A source that cannot give a token fails the request with the typed error, and
@@ -12,19 +11,19 @@ import { tokenSourceHooks, withTokenSource } from '@podtoken/got';
 
 const AUDIENCE = 'https://kubernetes.default.svc';
 
+let pod: SimulatedPod | undefined;
 let dir: string;
 let issuer: Issuer;
 let server: TokenServer;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'podtoken-got-errors-'));
-  issuer = await createIssuer();
-  server = await startTokenServer({ issuer, audience: AUDIENCE });
+  // The issuer, the server and a temp folder; the tests write their own volumes into it.
+  pod = await startSimulatedPod({ audience: AUDIENCE, kubelet: 'none' });
+  ({ dir, issuer, server } = pod);
 });
 
 afterAll(async () => {
-  await server?.close();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  await pod?.close();
 });
 
 beforeEach(() => server.reset());

@@ -1,10 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import got from 'got';
-import { FileTokenSource, isTokenSourceError } from '@podtoken/core';
-import { createIssuer, FakeKubelet, ProjectedVolume, startTokenServer, type TokenServer } from '@podtoken/testing';
+import { isTokenSourceError, type FileTokenSource } from '@podtoken/core';
+import { startSimulatedPod, type FakeKubelet, type SimulatedPod, type TokenServer } from '@podtoken/testing';
 import { withTokenSource } from '@podtoken/got';
 
 // (a) 2,000 requests through got while a FakeKubelet rotates short-lived tokens on the real
@@ -19,27 +16,24 @@ const EXPIRATION_SECONDS = 2;
 const ROTATE_AFTER = 0.25;
 const MIN_ROTATIONS = 4;
 
-let dir: string;
+let pod: SimulatedPod<FileTokenSource> | undefined;
 let server: TokenServer;
 let kubelet: FakeKubelet;
 let source: FileTokenSource;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'podtoken-got-rotation-'));
-  const issuer = await createIssuer();
-  server = await startTokenServer({ issuer, audience: AUDIENCE });
-  const volume = new ProjectedVolume({ dir: join(dir, 'serviceaccount') });
-  kubelet = new FakeKubelet({ volume, issuer, audience: AUDIENCE, expirationSeconds: EXPIRATION_SECONDS, rotateAfter: ROTATE_AFTER });
-  await kubelet.start();
-  source = new FileTokenSource({ path: kubelet.path, audience: AUDIENCE, readyTimeout: 10_000 });
-  await source.ready();
+  pod = await startSimulatedPod({
+    audience: AUDIENCE,
+    expirationSeconds: EXPIRATION_SECONDS,
+    rotateAfter: ROTATE_AFTER,
+    kubelet: 'start',
+    source: { readyTimeout: 10_000 },
+  });
+  ({ server, kubelet, source } = pod);
 });
 
 afterAll(async () => {
-  kubelet?.stop();
-  await source?.close();
-  await server?.close();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  await pod?.close();
 });
 
 describe('got + FileTokenSource + FakeKubelet rotating every 0.5 s (real filesystem)', () => {

@@ -1,11 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import got, { HTTPError } from 'got';
-import { FileTokenSource, type TokenSource } from '@podtoken/core';
-import { createIssuer, FakeKubelet, ProjectedVolume, startTokenServer, tokenId, type Issuer, type TokenServer } from '@podtoken/testing';
+import type { FileTokenSource, TokenSource } from '@podtoken/core';
+import { createIssuer, startSimulatedPod, tokenId, type FakeKubelet, type Issuer, type SimulatedPod, type TokenServer } from '@podtoken/testing';
 import { tokenSourceHooks, withTokenSource } from '@podtoken/got';
 
 // (b) The 401 path: the server revokes the token in use (its pod is gone) while the kubelet
@@ -14,35 +11,26 @@ import { tokenSourceHooks, withTokenSource } from '@podtoken/got';
 
 const AUDIENCE = 'https://kubernetes.default.svc';
 
-let dir: string;
 let issuer: Issuer;
+let pod: SimulatedPod<FileTokenSource> | undefined;
 let server: TokenServer;
 let kubelet: FakeKubelet;
 let source: FileTokenSource;
 
 beforeAll(async () => {
-  issuer = await createIssuer();
-  server = await startTokenServer({ issuer, audience: AUDIENCE });
-  dir = await mkdtemp(join(tmpdir(), 'podtoken-got-401-'));
-});
-
-afterAll(async () => {
-  await server?.close();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  issuer = await createIssuer(); // one signer for every test's pod
 });
 
 beforeEach(async () => {
-  const volume = new ProjectedVolume({ dir: await mkdtemp(join(dir, 'volume-')) });
-  // An hour-long token: refreshAt is 48 minutes away, so only invalidate() re-reads the file.
-  kubelet = new FakeKubelet({ volume, issuer, audience: AUDIENCE, expirationSeconds: 3600 });
-  await kubelet.rotate();
-  source = new FileTokenSource({ path: kubelet.path, audience: AUDIENCE, watch: false, pollInterval: 0 });
-  await source.ready();
-  server.reset();
+  // A fresh pod per test: its own volume, source and server. An hour-long token: refreshAt is
+  // 48 minutes away, so only invalidate() re-reads the file.
+  pod = await startSimulatedPod({ issuer, audience: AUDIENCE, expirationSeconds: 3600, source: { watch: false, pollInterval: 0 } });
+  ({ server, kubelet, source } = pod);
 });
 
 afterEach(async () => {
-  await source.close();
+  await pod?.close();
+  pod = undefined;
 });
 
 function loaded(): string {
@@ -109,6 +97,31 @@ describe('401: revoked token, newer token on disk but not loaded', () => {
     expect(server.log).toHaveLength(1);
     // The source did not even need to re-read: the token in memory is still the rejected one.
     expect(loaded() === first).toBe(true);
+  });
+
+  it('sends an array of chunks again on the retry (got iterates it afresh)', async () => {
+    const api = withTokenSource(got.extend({ prefixUrl: server.url }), source);
+    server.revoke(loaded());
+    await kubelet.rotate();
+    const response = await api.post('anything', { body: [Buffer.from('one '), Buffer.from('two')] });
+    expect(response.statusCode).toBe(200);
+    expect(response.retryCount).toBe(1);
+    expect(server.log.map((e) => [e.status, e.bodyLength])).toEqual([
+      [401, 7],
+      [200, 7],
+    ]);
+  });
+
+  it('does not retry a generator body (it is spent after the first attempt)', async () => {
+    const api = withTokenSource(got.extend({ prefixUrl: server.url, throwHttpErrors: false }), source);
+    server.revoke(loaded());
+    await kubelet.rotate();
+    const body = (function* () {
+      yield Buffer.from('one-shot');
+    })();
+    const response = await api.post('anything', { body });
+    expect(response.statusCode).toBe(401);
+    expect(server.log.map((e) => [e.status, e.bodyLength])).toEqual([[401, 8]]);
   });
 
   it('does not retry with retryUnauthorized: false', async () => {

@@ -14,3 +14,5 @@ export type {
   TokenServerCounts,
   TokenServerLogEntry,
 } from './tokenServer.js';
+export { startSimulatedPod } from './simulatedPod.js';
+export type { SimulatedPod, SimulatedPodOptions } from './simulatedPod.js';
