@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_TOKEN_PATH, decodeToken } from '@podtoken/core';
+import { DEFAULT_TOKEN_PATH, decodeToken, readTokenFile } from '@podtoken/core';
 import type { CliIO } from './cliIO.js';
 import { buildInspectReport, exitCodeOf, type InspectReport, type InspectReportOptions } from './inspectReport.js';
 import { HELP_OPTION, usageFailure } from './internal/args.js';
-import { describeVolume, readTokenFile } from './internal/readTokenFile.js';
+import { describeVolume } from './internal/describeVolume.js';
 import { createStyle } from './style.js';
 import { renderInspectJson, renderInspectReport } from './renderInspectReport.js';
 

@@ -119,6 +119,54 @@ export async function tokenForRetry(source: TokenSource, sentToken: string, sign
   return next === sentToken ? undefined : next;
 }
 
+/** Options of {@link tokenAfterUnauthorized}. */
+export interface TokenAfterUnauthorizedOptions {
+  /**
+   * Whether the adapter may send the request a second time: usually
+   * `isReplayableBody(body)`, computed on the body as it stands (or as it stood before a
+   * stream was consumed). `false` means no retry, whatever the source holds.
+   */
+  replayable: boolean;
+  /** The request's signal, passed on to `source.getToken()` when a retry is possible. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * The decision every adapter makes after a 401 for `sentToken`, in one place:
+ *
+ * - the request cannot be sent again (`replayable: false`): calls
+ *   `source.invalidate(sentToken)` so that the *next* request carries a fresh token, and
+ *   returns `undefined`: the 401 goes back to the caller unchanged;
+ * - otherwise: {@link tokenForRetry}, i.e. the token to send the request once more with, or
+ *   `undefined` when the source has nothing newer.
+ *
+ * A 401 is the server saying the token is stale, so the source is told in both cases; only
+ * the retry depends on the body. A `TokenSourceError` from the source (closed, expired) is
+ * swallowed, as in {@link tokenForRetry}: the server's 401 says more. Other errors, such as the
+ * signal's abort reason, propagate.
+ *
+ * @param source - the source the rejected token came from.
+ * @param sentToken - the token the 401 answered.
+ * @param options - whether the request can be sent again, and its signal.
+ * @returns the token to retry with, or `undefined` to hand the 401 to the caller.
+ *
+ * @example
+ * ```ts
+ * const next = await tokenAfterUnauthorized(source, sent, { replayable: isReplayableBody(body), signal });
+ * if (next === undefined) return response; // the 401 stands; the next request reads afresh
+ * headers.authorization = bearer(next); // send once more
+ * ```
+ */
+export async function tokenAfterUnauthorized(source: TokenSource, sentToken: string, options: TokenAfterUnauthorizedOptions): Promise<string | undefined> {
+  if (options.replayable) return tokenForRetry(source, sentToken, options.signal);
+  try {
+    await source.invalidate?.(sentToken);
+  } catch (error) {
+    if (!isTokenSourceError(error)) throw error;
+  }
+  return undefined;
+}
+
 /**
  * Whether a request body can be sent a second time (on a 401 retry, or on a 307/308
  * redirect): `undefined`, `null`, strings, bytes (`ArrayBuffer`, typed arrays, `Buffer`),

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createRedirectGuard, isReplayableBody } from '../src/index.js';
+import { createRedirectGuard, isReplayableBody, tokenAfterUnauthorized, TokenSourceError, type TokenSource } from '../src/index.js';
 
 describe('isReplayableBody', () => {
   it.each([
@@ -78,5 +78,72 @@ describe('createRedirectGuard', () => {
     const first = createRedirectGuard('https://a.example/');
     first.allows('https://b.example/');
     expect(createRedirectGuard('https://a.example/').allows('https://a.example/x')).toBe(true);
+  });
+});
+
+describe('tokenAfterUnauthorized', () => {
+  // Stand-in token values only. The source holds `current`; invalidate() loads `onDisk`.
+  function fakeSource(options: { current: string; onDisk: string; invalidateError?: unknown }) {
+    let current = options.current;
+    const calls: string[] = [];
+    const source: TokenSource = {
+      getToken: async () => {
+        calls.push('getToken');
+        return current;
+      },
+      invalidate: async (rejected) => {
+        calls.push(`invalidate ${rejected}`);
+        if (options.invalidateError !== undefined) throw options.invalidateError;
+        current = options.onDisk;
+      },
+    };
+    return { source, calls, current: () => current };
+  }
+
+  it('replayable body: invalidates and returns the newer token to retry with', async () => {
+    const { source, calls } = fakeSource({ current: 'old', onDisk: 'new' });
+    await expect(tokenAfterUnauthorized(source, 'old', { replayable: true })).resolves.toBe('new');
+    expect(calls).toEqual(['invalidate old', 'getToken']);
+  });
+
+  it('replayable body, nothing newer: undefined, the 401 stands', async () => {
+    const { source } = fakeSource({ current: 'old', onDisk: 'old' });
+    await expect(tokenAfterUnauthorized(source, 'old', { replayable: true })).resolves.toBeUndefined();
+  });
+
+  it('body that cannot be sent again: invalidates (so the next request is fresh) but gives no token to retry with', async () => {
+    const { source, calls, current } = fakeSource({ current: 'old', onDisk: 'new' });
+    await expect(tokenAfterUnauthorized(source, 'old', { replayable: false })).resolves.toBeUndefined();
+    expect(calls).toEqual(['invalidate old']);
+    expect(current()).toBe('new');
+  });
+
+  it('a source without invalidate(): undefined either way', async () => {
+    const source: TokenSource = { getToken: async () => 'old' };
+    await expect(tokenAfterUnauthorized(source, 'old', { replayable: true })).resolves.toBeUndefined();
+    await expect(tokenAfterUnauthorized(source, 'old', { replayable: false })).resolves.toBeUndefined();
+  });
+
+  it('swallows a TokenSourceError from invalidate() (the 401 says more) and lets other errors through', async () => {
+    const closed = new TokenSourceError('TOKEN_SOURCE_CLOSED', 'closed');
+    for (const replayable of [true, false]) {
+      await expect(tokenAfterUnauthorized(fakeSource({ current: 'old', onDisk: 'new', invalidateError: closed }).source, 'old', { replayable })).resolves.toBeUndefined();
+      const aborted = new DOMException('aborted', 'AbortError');
+      await expect(tokenAfterUnauthorized(fakeSource({ current: 'old', onDisk: 'new', invalidateError: aborted }).source, 'old', { replayable })).rejects.toBe(aborted);
+    }
+  });
+
+  it('passes the signal to getToken() on the retry path', async () => {
+    const seen: Array<AbortSignal | undefined> = [];
+    const source: TokenSource = {
+      getToken: async (options) => {
+        seen.push(options?.signal);
+        return 'new';
+      },
+      invalidate: async () => {},
+    };
+    const signal = new AbortController().signal;
+    await tokenAfterUnauthorized(source, 'old', { replayable: true, signal });
+    expect(seen).toEqual([signal]);
   });
 });

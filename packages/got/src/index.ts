@@ -4,7 +4,7 @@ import {
   createRedirectGuard,
   isReplayableBody,
   isTokenSourceError,
-  tokenForRetry,
+  tokenAfterUnauthorized,
   type AdapterOptions,
   type TokenSource,
   type TokenSourceError,
@@ -22,7 +22,10 @@ export interface TokenSourceHooks {
   beforeRequest: BeforeRequestHook[];
   /** Removes `Authorization` once a redirect chain leaves the origin it started at. */
   beforeRedirect: BeforeRedirectHook[];
-  /** On a 401: invalidates the token and, when the source now holds another, retries once. */
+  /**
+   * On a 401: invalidates the token and, when the source now holds another and the body
+   * can be sent again, retries once.
+   */
   afterResponse: AfterResponseHook[];
 }
 
@@ -47,7 +50,9 @@ export interface TokenSourceHooks {
  *   `retryWithMergedOptions` (with `preserveHooks: true` where got supports it, so
  *   `afterResponse` hooks added after these still see the retried response). At most one
  *   such retry per call: the retried response, 401 or not, goes to the caller as got would
- *   hand it over (`HTTPError`, or the response with `throwHttpErrors: false`).
+ *   hand it over (`HTTPError`, or the response with `throwHttpErrors: false`). A 401 whose
+ *   body cannot be sent again goes to the caller unchanged; the source is still invalidated,
+ *   so the next call carries the fresh token.
  *
  * @param source - where tokens come from, e.g. a `FileTokenSource`.
  * @param options - `origins` and `retryUnauthorized`; validated here (a `TypeError` names the bad option).
@@ -152,20 +157,15 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
     if (response.statusCode !== 401 || !retryUnauthorized) return response;
     const requestOptions = response.request.options;
     const sent = sentTokens.get(requestOptions);
-    // got has by now serialized json/form to a string and encoded FormData into a one-shot generator.
-    if (sent === undefined || !isReplayableBody(requestOptions.body)) return response;
+    if (sent === undefined) return response;
     const context = requestOptions.context as Record<symbol, unknown>;
     const retriedAt = context[retried];
     if (typeof retriedAt === 'number' && response.retryCount >= retriedAt) return response;
-    let next: string | undefined;
-    try {
-      const signal = requestOptions.signal;
-      next = await tokenForRetry(source, sent, signal);
-    } catch (error) {
-      // The source cannot give a token now (expired, closed…): the server's 401 stands.
-      if (isTokenSourceError(error)) return response;
-      throw error;
-    }
+    // got has by now serialized json/form to a string and encoded FormData into a one-shot
+    // generator. A body that cannot be sent again still invalidates, so the next call carries
+    // a fresh token, as with the other adapters. A source that cannot give a token now
+    // (expired, closed…) yields undefined: the server's 401 stands.
+    const next = await tokenAfterUnauthorized(source, sent, { replayable: isReplayableBody(requestOptions.body), signal: requestOptions.signal });
     if (next === undefined) return response;
     const retry = { headers: { authorization: bearer(next) }, context: { [retried]: response.retryCount + 1 } };
     try {

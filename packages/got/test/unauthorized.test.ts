@@ -86,17 +86,21 @@ describe('401: revoked token, newer token on disk but not loaded', () => {
     expect(server.counts).toEqual({ ok: 1, unauthorized: 1, missing: 0 });
   });
 
-  it('does not retry a streamed body (it cannot be sent again): the 401 goes to the caller', async () => {
+  it('does not retry a streamed body (it cannot be sent again): the 401 goes to the caller, the next call is fresh', async () => {
     const api = withTokenSource(got.extend({ prefixUrl: server.url }), source);
     const first = loaded();
     server.revoke(first);
-    await kubelet.rotate();
+    const rotation = await kubelet.rotate();
     const error = await api.post('anything', { body: Readable.from([Buffer.from('one-shot')]) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HTTPError);
     expect((error as HTTPError).response.statusCode).toBe(401);
     expect(server.log).toHaveLength(1);
-    // The source did not even need to re-read: the token in memory is still the rejected one.
-    expect(loaded() === first).toBe(true);
+    // A 401 is the signal to re-read, body or no body (as with @podtoken/axios and /fetch):
+    // the source was invalidated, so it now holds the rotated token and the next call succeeds.
+    expect(loaded() === rotation.token).toBe(true);
+    expect((await api.get('anything')).statusCode).toBe(200);
+    expect(server.log.map((e) => e.status)).toEqual([401, 200]);
+    expect(server.log[1]?.tokenId === tokenId(rotation.token)).toBe(true);
   });
 
   it('sends an array of chunks again on the retry (got iterates it afresh)', async () => {
@@ -119,9 +123,11 @@ describe('401: revoked token, newer token on disk but not loaded', () => {
     const body = (function* () {
       yield Buffer.from('one-shot');
     })();
+    const first = loaded();
     const response = await api.post('anything', { body });
     expect(response.statusCode).toBe(401);
     expect(server.log.map((e) => [e.status, e.bodyLength])).toEqual([[401, 8]]);
+    expect(loaded() === first).toBe(false); // invalidated all the same
   });
 
   it('does not retry with retryUnauthorized: false', async () => {

@@ -24,7 +24,8 @@ import { install } from './internal/kubeConfigState.js';
  * @param config - A loaded KubeConfig, from `@kubernetes/client-node` 1.x or 2.x.
  * @param source - Where tokens come from, e.g. a `FileTokenSource`.
  * @param options - `retryUnauthorized` (default true); `origins`: send the token only when the
- *   current cluster's server is one of these (default: always).
+ *   current cluster's server has one of these origins, given as strings or as RegExps
+ *   anchored with `^` and `$`; an empty array is refused (default: always).
  * @returns `config`, changed in place.
  *
  * @example

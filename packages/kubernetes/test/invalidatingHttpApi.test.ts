@@ -102,6 +102,26 @@ describe('invalidatingHttpApi', () => {
     expect(off.invalidated).toEqual(['old']);
   });
 
+  it.each([
+    ['no body', undefined],
+    ['a JSON string', '{"kind":"Pod"}'],
+    ['URLSearchParams', new URLSearchParams({ a: '1' })],
+    ['a Buffer (set by a middleware)', Buffer.from('bytes')],
+  ])('re-sends a request with %s', async (_name, body) => {
+    const { api, sent } = setUp([401, 200], { current: 'old', onDisk: 'new' });
+    expect((await api.send(request({ Authorization: 'Bearer old' }, body)).toPromise()).httpStatusCode).toBe(200);
+    expect(sent).toEqual(['Bearer old', 'Bearer new']);
+  });
+
+  it('a body the client would consume (a web ReadableStream, a generator): invalidate only', async () => {
+    for (const body of [new ReadableStream(), (function* () {})()]) {
+      const { api, sent, invalidated } = setUp([401, 200], { current: 'old', onDisk: 'new' });
+      expect((await api.send(request({ Authorization: 'Bearer old' }, body)).toPromise()).httpStatusCode).toBe(401);
+      expect(sent).toEqual(['Bearer old']);
+      expect(invalidated).toEqual(['old']);
+    }
+  });
+
   it('a 401 for a token we never handed out (set by someone else) is left alone', async () => {
     const { api, sent, invalidated } = setUp([401, 200], { current: 'old', onDisk: 'new' });
     expect((await api.send(request({ Authorization: 'Bearer someone-else' })).toPromise()).httpStatusCode).toBe(401);

@@ -50,13 +50,13 @@ function fileError(error: unknown, path: string): TokenSourceError {
   if (code === 'ENOENT' || code === 'ENOTDIR') {
     return new TokenSourceError(
       'TOKEN_FILE_MISSING',
-      `Token file ${path} does not exist (or is a dangling symlink). Check that the pod mounts the projected volume at this path.`,
+      `Token file ${path} does not exist (or is a dangling symlink). In a pod, check the volume mount (and automountServiceAccountToken for the default token).`,
       { path, cause: error },
     );
   }
   const why =
     code === 'EISDIR'
-      ? 'it is a directory'
+      ? 'it is a folder; pass the token file in it'
       : code === 'EACCES' || code === 'EPERM'
         ? 'permission denied; check the volume defaultMode and the pod securityContext (fsGroup)'
         : `${typeof code === 'string' ? code : 'an I/O error'}`;

@@ -1,4 +1,4 @@
-import { bearer, tokenForRetry } from '@podtoken/core';
+import { bearer, isReplayableBody, tokenAfterUnauthorized } from '@podtoken/core';
 import type { HttpLibraryLike, ObservableLike, RequestContextLike, ResponseContextLike } from './clientNode.js';
 import type { Binding } from './kubeConfigState.js';
 
@@ -38,16 +38,18 @@ async function afterResponse(
   const binding = sent === undefined ? undefined : lookup(sent);
   if (sent === undefined || binding === undefined || headerName === undefined) return response;
 
-  if (!binding.retryUnauthorized || !isReplayable(request.getBody())) {
-    // No second attempt, but the next call must not send the rejected token again.
-    await binding.source.invalidate?.(sent).catch(() => {});
-    return response;
-  }
+  // client-node's bodies are a string, URLSearchParams or a `form-data` FormData, which is a
+  // one-shot stream (it has pipe()): isReplayableBody refuses it, as it must. With
+  // retryUnauthorized false the source is still invalidated (no second attempt, but the next
+  // call must not send the rejected token again).
+  const replayable = binding.retryUnauthorized && isReplayableBody(request.getBody());
   let next: string | undefined;
   try {
-    next = await tokenForRetry(binding.source, sent, request.getSignal?.());
+    next = await tokenAfterUnauthorized(binding.source, sent, { replayable, signal: request.getSignal?.() });
   } catch {
-    return response; // the source has nothing usable (expired, closed): the 401 stands
+    // Anything else the source or the signal throws (a TokenSourceError is already swallowed
+    // by core): the server's 401 tells the caller more than an error from the 401 handling.
+    return response;
   }
   if (next === undefined) return response;
   // Free the first response's connection before the second attempt.
@@ -55,11 +57,6 @@ async function afterResponse(
   request.setHeaderParam(headerName, bearer(next));
   remember(next, binding);
   return inner.send(request).toPromise();
-}
-
-// Strings, URLSearchParams and buffers can be sent twice; a FormData stream cannot.
-function isReplayable(body: unknown): boolean {
-  return body === undefined || body === null || typeof body === 'string' || body instanceof URLSearchParams || body instanceof Uint8Array;
 }
 
 // Hands the generated code the same kind of Observable its own HttpLibrary returns (the
