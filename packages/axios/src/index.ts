@@ -22,11 +22,17 @@ const RECENT = 8;
 type BeforeRedirect = NonNullable<InternalAxiosRequestConfig['beforeRedirect']>;
 type Guard = BeforeRedirect & { [GUARD]?: BeforeRedirect | undefined };
 
+/** What the adapter knows about one request that carried the token. */
 interface Sent {
   /** The token this request carried. */
   readonly token: string;
-  /** Its redirect chain: once a hop left the origin, the token is off and a later 401 is not about it. */
-  readonly redirects: RedirectGuard;
+  /** The config it was sent with: its URL is the start of the redirect chain. */
+  readonly config: InternalAxiosRequestConfig;
+  /**
+   * Its redirect chain, made at the first redirect (most requests have none): once a hop
+   * left the origin, the token is off and a later 401 is not about it.
+   */
+  redirects: RedirectGuard | undefined;
 }
 
 /**
@@ -74,34 +80,46 @@ export function withTokenSource(instance: AxiosInstance, source: TokenSource, op
   const retryUnauthorized = options.retryUnauthorized ?? true;
   if (typeof retryUnauthorized !== 'boolean') throw new TypeError('withTokenSource: retryUnauthorized must be a boolean');
   const allowed = createOriginFilter(options.origins);
+  // Without `origins` every request gets the token, so the URL is not needed until a redirect:
+  // resolving it costs more than the rest of the interceptor.
+  const everyOrigin = options.origins === undefined;
   const sent = new WeakMap<object, Sent>();
   const recent: string[] = [];
+  // The header for the last token seen: getToken() hands out the same string until a
+  // rotation, so this saves building (and axios re-checking) a new ~1 KB string per request.
+  let lastToken: string | undefined;
+  let lastHeader = '';
 
   instance.interceptors.request.use(async (config) => {
-    const url = resolvedUrl(instance, config);
-    if (url === undefined || !allowed(url)) {
-      const header = config.headers.get('Authorization');
-      if (typeof header === 'string' && recent.includes(header)) config.headers.delete('Authorization');
-      return config;
+    if (!everyOrigin) {
+      const url = requestUrl(config);
+      if (url === undefined || !allowed(url)) {
+        const header = config.headers.get('Authorization');
+        if (typeof header === 'string' && recent.includes(header)) config.headers.delete('Authorization');
+        return config;
+      }
     }
     const signal = abortSignal(config.signal);
     const token = await source.getToken(signal === undefined ? undefined : { signal });
-    const value = bearer(token);
-    config.headers.set('Authorization', value);
-    if (!recent.includes(value)) {
-      recent.push(value);
-      if (recent.length > RECENT) recent.shift();
+    if (token !== lastToken) {
+      lastToken = token;
+      lastHeader = bearer(token);
+      if (!recent.includes(lastHeader)) {
+        recent.push(lastHeader);
+        if (recent.length > RECENT) recent.shift();
+      }
     }
-    const state: Sent = { token, redirects: createRedirectGuard(url) };
+    config.headers.set('Authorization', lastHeader);
+    const state: Sent = { token, config, redirects: undefined };
     sent.set(config, state);
-    config.beforeRedirect = guardRedirects(config.beforeRedirect, state.redirects);
+    config.beforeRedirect = guardRedirects(config.beforeRedirect, state);
     return config;
   });
 
   async function retry(config: InternalAxiosRequestConfig | undefined): Promise<AxiosResponse | undefined> {
     if (!retryUnauthorized || config === undefined) return undefined;
     const state = sent.get(config);
-    if (state === undefined || state.redirects.left || (config as unknown as Record<string, unknown>)[RETRIED] === true) return undefined;
+    if (state === undefined || state.redirects?.left === true || (config as unknown as Record<string, unknown>)[RETRIED] === true) return undefined;
     if (!isReplayableBody(config.data)) {
       // No second try, but the next request should not meet the same fate.
       await source.invalidate?.(state.token);
@@ -120,8 +138,9 @@ export function withTokenSource(instance: AxiosInstance, source: TokenSource, op
     }
   }
 
+  // Not async: a 2xx response goes back to axios as it is, without a promise of our own.
   instance.interceptors.response.use(
-    async (response) => (response.status === 401 ? ((await retry(response.config)) ?? response) : response),
+    (response) => (response.status === 401 ? retry(response.config).then((retried) => retried ?? response) : response),
     async (error: unknown) => {
       const { response, config } = (error ?? {}) as { response?: AxiosResponse; config?: InternalAxiosRequestConfig };
       if (response?.status === 401) {
@@ -134,25 +153,64 @@ export function withTokenSource(instance: AxiosInstance, source: TokenSource, op
   return instance;
 }
 
-/** The request's full URL as axios will send it (`baseURL` + `url` + `params`), or undefined. */
-function resolvedUrl(instance: AxiosInstance, config: InternalAxiosRequestConfig): URL | undefined {
+// axios refuses `http:host` (no `//`), which the URL parser would accept: see requestUrl().
+const MALFORMED_HTTP = /^https?:(?!\/\/)/i;
+const LEADING_BLANKS = /^[\x00-\x20]+/;
+const TABS_AND_NEWLINES = /[\t\n\r]/g;
+const ABSOLUTE_URL = /^([a-z][a-z\d+\-.]*:)?\/\//i;
+
+/**
+ * The URL axios will send the request to, parsed, or undefined when axios cannot send it
+ * (relative, invalid). Follows axios' `buildFullPath` on the merged config the interceptor
+ * gets: `baseURL` + `url`, unless `url` is absolute and `allowAbsoluteUrls` is not false.
+ * `params` are left out: a query cannot change the origin. Why not `instance.getUri(config)`:
+ * it merges the config with the defaults a second time, the costliest step of a request.
+ */
+function requestUrl(config: InternalAxiosRequestConfig): URL | undefined {
+  const { baseURL, url } = config;
+  let full: string;
+  if (baseURL && (config.allowAbsoluteUrls === false || !(typeof url === 'string' && ABSOLUTE_URL.test(url)))) {
+    if (typeof baseURL !== 'string' || (url !== undefined && typeof url !== 'string') || isMalformedHttp(baseURL)) return undefined;
+    full = combineUrls(baseURL, url);
+  } else if (typeof url === 'string') {
+    full = url;
+  } else if ((url as unknown) instanceof URL) {
+    full = (url as unknown as URL).href; // not in axios' types, but its http adapter takes one
+  } else {
+    return undefined;
+  }
+  if (typeof url === 'string' && isMalformedHttp(url)) return undefined;
   try {
-    return new URL(instance.getUri(config));
+    return new URL(full);
   } catch {
     return undefined; // relative or invalid: axios fails it on its own, without our token
   }
 }
 
+/** axios' check (`assertValidHttpProtocolURL`): it sees the URL as the URL parser would, without leading blanks, tabs or newlines. */
+function isMalformedHttp(url: string): boolean {
+  return MALFORMED_HTTP.test(url.replace(LEADING_BLANKS, '').replace(TABS_AND_NEWLINES, ''));
+}
+
+/** axios' `combineURLs`: one `/` between the base and the relative part. */
+function combineUrls(baseURL: string, relativeURL: string | undefined): string {
+  if (!relativeURL) return baseURL;
+  return `${baseURL.replace(/\/+$/, '')}/${relativeURL.replace(/^\/+/, '')}`;
+}
+
 /**
  * A `beforeRedirect` that runs the caller's own hook, then takes the token off from the first
- * hop to another origin on (the rule of core's `createRedirectGuard`).
+ * hop to another origin on (the rule of core's `createRedirectGuard`). The chain's start is
+ * resolved at the first redirect, not for every request.
  */
-function guardRedirects(existing: BeforeRedirect | undefined, redirects: RedirectGuard): BeforeRedirect {
+function guardRedirects(existing: BeforeRedirect | undefined, state: Sent): BeforeRedirect {
   // A config reused from an earlier response already holds a guard: wrap what it wrapped.
   const own = existing !== undefined && GUARD in existing ? (existing as Guard)[GUARD] : existing;
   const guard: Guard = (options, responseDetails, requestDetails) => {
     own?.(options, responseDetails, requestDetails);
-    if (redirects.allows(String(options['href']))) return;
+    // A start that cannot be resolved has no origin: the guard then strips at once.
+    state.redirects ??= createRedirectGuard(requestUrl(state.config) ?? '');
+    if (state.redirects.allows(String(options['href']))) return;
     const headers = options['headers'] as Record<string, unknown> | undefined;
     for (const name of Object.keys(headers ?? {})) if (name.toLowerCase() === 'authorization') delete headers![name];
   };

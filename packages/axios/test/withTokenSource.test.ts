@@ -192,6 +192,13 @@ describe.each([
       expect(other.counts).toEqual({ ok: 0, unauthorized: 0, missing: 1 });
     });
 
+    it('resolves the URL as axios does with allowAbsoluteUrls: false (an absolute url goes under baseURL)', async () => {
+      const api = withTokenSource(create({ baseURL: `${server.url}api/`, allowAbsoluteUrls: false }), pod.source, { origins: [server.origin] });
+      expect((await api.get(`${other.url}inside`)).status).toBe(200);
+      expect(server.counts).toEqual({ ok: 1, unauthorized: 0, missing: 0 });
+      expect(other.counts).toEqual({ ok: 0, unauthorized: 0, missing: 0 });
+    });
+
     it('takes its token off a config reused for another origin', async () => {
       const api = withTokenSource(create(), pod.source, { origins: [server.origin] });
       const first = await api.get(`${server.url}first`);
@@ -344,6 +351,42 @@ describe('withTokenSource (axios), whatever the adapter', () => {
   it('returns the same instance', () => {
     const instance = axios.create();
     expect(withTokenSource(instance, staticTokenSource('opaque-test-token')) === instance).toBe(true);
+  });
+
+  it('decides on the origin axios sends to: the same as instance.getUri(config), over many URL shapes', async () => {
+    // The adapter resolves the URL itself (getUri re-merges the config: too slow per request).
+    const allowedOrigin = 'http://a.test';
+    const bases = [undefined, '', 'http://a.test', 'http://a.test/api//', ' http://a.test', 'http:a.test', 'https://b.test:8443/x?y#z', '/relative', '//a.test/x', 'HTTP://A.TEST'];
+    const urls = [undefined, '', '/x', 'x', 'http://a.test/p', 'http://o.test/p', '//a.test/p', 'http:a.test', '\thttp://a.test', 'data:text/plain,hi', 'HTTP://A.TEST/', ' http:\n//a.test'];
+    const mismatches: string[] = [];
+    for (const baseURL of bases) {
+      for (const url of urls) {
+        for (const allowAbsoluteUrls of [undefined, true, false]) {
+          let sent: boolean | undefined;
+          const instance = withTokenSource(
+            axios.create({
+              ...(baseURL === undefined ? {} : { baseURL }),
+              ...(allowAbsoluteUrls === undefined ? {} : { allowAbsoluteUrls }),
+              adapter: async (config) => {
+                sent = config.headers.has('Authorization');
+                return { data: '', status: 200, statusText: 'OK', headers: {}, config, request: {} };
+              },
+            }),
+            staticTokenSource('opaque-test-token'),
+            { origins: [allowedOrigin] },
+          );
+          let expected: boolean;
+          try {
+            expected = new URL(instance.getUri({ ...(url === undefined ? {} : { url }), params: { q: 1 } })).origin === allowedOrigin;
+          } catch {
+            expected = false;
+          }
+          await instance.get(url as string, { params: { q: 1 } }).catch(() => undefined);
+          if ((sent ?? false) !== expected) mismatches.push(JSON.stringify({ baseURL, url, allowAbsoluteUrls, expected }));
+        }
+      }
+    }
+    expect(mismatches).toEqual([]);
   });
 
   it('validates its arguments up front', () => {

@@ -1,4 +1,13 @@
-import { bearer, createOriginFilter, createRedirectGuard, isReplayableBody, tokenForRetry, type AdapterOptions, type TokenSource } from '@podtoken/core';
+import {
+  bearer,
+  createOriginFilter,
+  createRedirectGuard,
+  isReplayableBody,
+  tokenForRetry,
+  type AdapterOptions,
+  type RedirectGuard,
+  type TokenSource,
+} from '@podtoken/core';
 
 export type { AdapterOptions, TokenSource } from '@podtoken/core';
 
@@ -85,18 +94,25 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
   const retryUnauthorized = options.retryUnauthorized ?? true;
   if (typeof retryUnauthorized !== 'boolean') throw new TypeError('withTokenSource: retryUnauthorized must be a boolean');
   const allowed = createOriginFilter(options.origins);
+  // Without `origins` every request gets the token, so the URL is parsed only if a redirect
+  // needs it: most requests never pay for that.
+  const everyOrigin = options.origins === undefined;
   const raw = fetch as unknown as RawFetch;
 
   const wrapped = async function fetchWithToken(input: unknown, init?: Record<string, unknown>): Promise<ResponseLike> {
     const request = asRequest(input);
-    const href = request?.url ?? (input instanceof URL ? input.href : typeof input === 'string' ? input : undefined);
-    let url: URL;
-    try {
-      url = new URL(href ?? '');
-    } catch {
-      return raw(input, init); // let fetch report the bad URL its own way
+    const href = request?.url ?? (typeof input === 'string' ? input : input instanceof URL ? input.href : undefined);
+    // Not a URL we can read: let fetch handle (or report) it its own way, without our token.
+    if (href === undefined) return raw(input, init);
+    if (!everyOrigin) {
+      let url: URL;
+      try {
+        url = new URL(href);
+      } catch {
+        return raw(input, init); // let fetch report the bad URL its own way
+      }
+      if (!allowed(url)) return raw(input, init);
     }
-    if (!allowed(url)) return raw(input, init);
 
     const fields = (init ?? {}) as InitFields;
     const signal = (fields.signal ?? request?.signal) || undefined;
@@ -112,10 +128,11 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
 
     const follow = (fields.redirect ?? request?.redirect ?? 'follow') === 'follow';
     const maxRedirects = typeof fields.follow === 'number' ? fields.follow : MAX_REDIRECTS;
-    const guard = createRedirectGuard(url);
+    // Made at the first redirect: a request without one never needs it.
+    let guard: RedirectGuard | undefined;
     let retried = false;
     let redirects = 0;
-    let current = url;
+    let current: string | URL = href;
     let first = true;
 
     for (;;) {
@@ -125,10 +142,10 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
       if (!first || !requestHasBody) hopInit['body'] = body ?? null;
       if (body == null) delete hopInit['body'];
       // The first hop keeps the caller's Request (its body, mode, credentials…); later hops go by URL.
-      const response = await raw(first && request !== undefined ? input : current.href, hopInit);
+      const response = await raw(first && request !== undefined ? input : typeof current === 'string' ? current : current.href, hopInit);
       first = false;
 
-      if (response.status === 401 && !guard.left && retryUnauthorized && !retried) {
+      if (response.status === 401 && guard?.left !== true && retryUnauthorized && !retried) {
         retried = true;
         if (!replayable) {
           // No second try, but the next request should not meet the same fate.
@@ -153,13 +170,14 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
       try {
         next = new URL(location, current);
       } catch {
-        throw new TypeError(`withTokenSource: the redirect from ${current.origin} has an invalid Location`);
+        throw new TypeError(`withTokenSource: the redirect from ${originText(current)} has an invalid Location`);
       }
       if (next.protocol !== 'http:' && next.protocol !== 'https:') {
         throw new TypeError(`withTokenSource: refusing to follow a redirect to a ${next.protocol} URL`);
       }
       if (++redirects > maxRedirects) {
-        throw new TypeError(`withTokenSource: more than ${maxRedirects} redirects from ${url.origin}${url.pathname}`);
+        const start = new URL(href); // parsed already, as the base of the first Location
+        throw new TypeError(`withTokenSource: more than ${maxRedirects} redirects from ${start.origin}${start.pathname}`);
       }
       // The fetch standard's HTTP-redirect fetch, steps 11–13.
       const status = response.status;
@@ -176,6 +194,7 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
         );
       }
       // From the first hop to another origin on, the token stays behind.
+      guard ??= createRedirectGuard(href);
       if (!guard.allows(next)) deleteHeader(headers, 'authorization');
       await discard(response);
       current = next;
@@ -189,6 +208,15 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
   return wrapped as unknown as F;
 }
 
+/** The origin of a URL the wrapper sent a request to, for an error message. */
+function originText(url: string | URL): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return 'an invalid URL';
+  }
+}
+
 function asRequest(input: unknown): RequestFields | undefined {
   if (typeof input !== 'object' || input === null || input instanceof URL) return undefined;
   const url = (input as { url?: unknown }).url;
@@ -198,6 +226,14 @@ function asRequest(input: unknown): RequestFields | undefined {
 /** Copies any headers shape (plain object, pairs, `Headers` of any implementation) into a plain object. */
 function toHeaderRecord(headers: unknown): Record<string, string> {
   if (headers == null) return {};
+  const prototype: unknown = Object.getPrototypeOf(headers);
+  if (prototype === Object.prototype || prototype === null) {
+    // The common case, copied without a Headers round trip (several µs): the names keep their
+    // case (setHeader and deleteHeader ignore it), and fetch validates names and values itself.
+    const record: Record<string, string> = {};
+    for (const name of Object.keys(headers)) record[name] = String((headers as Record<string, unknown>)[name]);
+    return record;
+  }
   // The global Headers accepts a record or any iterable of pairs: node-fetch's Headers are iterable.
   return Object.fromEntries(new Headers(headers as ConstructorParameters<typeof Headers>[0]));
 }
