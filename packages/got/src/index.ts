@@ -135,12 +135,15 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
   // included) to the retried attempt, and a symbol of our own cannot collide with user data.
   const retried = Symbol('podtoken.got.retried');
 
+  // The header value is built once per token, not once per request (a token is ~1 KiB).
+  let header = { token: '', value: '' };
   const beforeRequest: BeforeRequestHook = async (requestOptions) => {
     const url = requestOptions.url;
     if (url === undefined || leftOrigin.has(requestOptions) || !allowed(url)) return;
     const signal = requestOptions.signal;
     const token = await source.getToken(signal === undefined ? undefined : { signal });
-    requestOptions.headers.authorization = bearer(token);
+    if (header.token !== token) header = { token, value: bearer(token) };
+    requestOptions.headers.authorization = header.value;
     sentTokens.set(requestOptions, token);
   };
 
@@ -153,8 +156,16 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
     leftOrigin.add(updatedOptions);
   };
 
-  const afterResponse: AfterResponseHook = async (response, retryWithMergedOptions) => {
+  // Not async: every response passes through here, and only a 401 needs a promise.
+  const afterResponse: AfterResponseHook = (response, retryWithMergedOptions) => {
     if (response.statusCode !== 401 || !retryUnauthorized) return response;
+    return retryAfterUnauthorized(response, retryWithMergedOptions);
+  };
+
+  const retryAfterUnauthorized = async (
+    response: Parameters<AfterResponseHook>[0],
+    retryWithMergedOptions: Parameters<AfterResponseHook>[1],
+  ): Promise<Awaited<ReturnType<AfterResponseHook>>> => {
     const requestOptions = response.request.options;
     const sent = sentTokens.get(requestOptions);
     if (sent === undefined) return response;
