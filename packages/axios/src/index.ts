@@ -4,7 +4,7 @@ import {
   createOriginFilter,
   createRedirectGuard,
   isReplayableBody,
-  tokenForRetry,
+  tokenAfterUnauthorized,
   type AdapterOptions,
   type RedirectGuard,
   type TokenSource,
@@ -117,15 +117,15 @@ export function withTokenSource(instance: AxiosInstance, source: TokenSource, op
   });
 
   async function retry(config: InternalAxiosRequestConfig | undefined): Promise<AxiosResponse | undefined> {
-    if (!retryUnauthorized || config === undefined) return undefined;
+    if (config === undefined) return undefined;
     const state = sent.get(config);
     if (state === undefined || state.redirects?.left === true || (config as unknown as Record<string, unknown>)[RETRIED] === true) return undefined;
-    if (!isReplayableBody(config.data)) {
-      // No second try, but the next request should not meet the same fate.
-      await source.invalidate?.(state.token);
-      return undefined;
-    }
-    const next = await tokenForRetry(source, state.token, abortSignal(config.signal));
+    // Every 401 for our token makes the source re-read; only the second attempt depends on
+    // retryUnauthorized and on whether the body can be sent again.
+    const next = await tokenAfterUnauthorized(source, state.token, {
+      replayable: retryUnauthorized && isReplayableBody(config.data),
+      signal: abortSignal(config.signal),
+    });
     if (next === undefined) return undefined;
     // The mark lives only while the retry is in flight: a config reused later starts afresh.
     try {

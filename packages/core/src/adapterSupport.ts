@@ -14,8 +14,11 @@ export interface AdapterOptions {
    */
   origins?: Array<string | RegExp>;
   /**
-   * On a 401, call `source.invalidate(sentToken)` and, when the source then holds a
-   * different token, send the request once more with it.
+   * On a 401 for the token it sent, an adapter always calls `source.invalidate(sentToken)`
+   * (a 401 is the signal to re-read), so the next request carries a fresh token. With
+   * `retryUnauthorized`, when the source then holds a different token and the body can be
+   * sent again, it also sends the request once more with it; with `false` the 401 goes
+   * straight back to the caller.
    * @default true
    */
   retryUnauthorized?: boolean;

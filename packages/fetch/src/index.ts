@@ -3,7 +3,7 @@ import {
   createOriginFilter,
   createRedirectGuard,
   isReplayableBody,
-  tokenForRetry,
+  tokenAfterUnauthorized,
   type AdapterOptions,
   type RedirectGuard,
   type TokenSource,
@@ -145,14 +145,11 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
       const response = await raw(first && request !== undefined ? input : typeof current === 'string' ? current : current.href, hopInit);
       first = false;
 
-      if (response.status === 401 && guard?.left !== true && retryUnauthorized && !retried) {
+      if (response.status === 401 && guard?.left !== true && !retried) {
         retried = true;
-        if (!replayable) {
-          // No second try, but the next request should not meet the same fate.
-          await source.invalidate?.(token);
-          return response;
-        }
-        const next = await tokenForRetry(source, token, signal);
+        // Every 401 for our token makes the source re-read; only the second attempt depends
+        // on retryUnauthorized and on whether the body can be sent again.
+        const next = await tokenAfterUnauthorized(source, token, { replayable: retryUnauthorized && replayable, signal });
         if (next !== undefined) {
           await discard(response);
           token = next;

@@ -158,7 +158,7 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
 
   // Not async: every response passes through here, and only a 401 needs a promise.
   const afterResponse: AfterResponseHook = (response, retryWithMergedOptions) => {
-    if (response.statusCode !== 401 || !retryUnauthorized) return response;
+    if (response.statusCode !== 401) return response;
     return retryAfterUnauthorized(response, retryWithMergedOptions);
   };
 
@@ -176,7 +176,12 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
     // generator. A body that cannot be sent again still invalidates, so the next call carries
     // a fresh token, as with the other adapters. A source that cannot give a token now
     // (expired, closed…) yields undefined: the server's 401 stands.
-    const next = await tokenAfterUnauthorized(source, sent, { replayable: isReplayableBody(requestOptions.body), signal: requestOptions.signal });
+    // Every 401 for our token makes the source re-read; only the second attempt depends on
+    // retryUnauthorized and on whether the body can be sent again.
+    const next = await tokenAfterUnauthorized(source, sent, {
+      replayable: retryUnauthorized && isReplayableBody(requestOptions.body),
+      signal: requestOptions.signal,
+    });
     if (next === undefined) return response;
     const retry = { headers: { authorization: bearer(next) }, context: { [retried]: response.retryCount + 1 } };
     try {

@@ -130,13 +130,16 @@ describe('401: revoked token, newer token on disk but not loaded', () => {
     expect(loaded() === first).toBe(false); // invalidated all the same
   });
 
-  it('does not retry with retryUnauthorized: false', async () => {
+  it('does not retry with retryUnauthorized: false, but the source re-reads for the next request', async () => {
     const api = withTokenSource(got.extend({ prefixUrl: server.url, throwHttpErrors: false }), source, { retryUnauthorized: false });
-    server.revoke(loaded());
+    const first = loaded();
+    server.revoke(first);
     await kubelet.rotate();
     const response = await api.get('anything');
     expect(response.statusCode).toBe(401);
     expect(server.log).toHaveLength(1);
+    expect(loaded() === first).toBe(false);
+    expect((await api.get('anything')).statusCode).toBe(200);
   });
 });
 

@@ -40,8 +40,8 @@ async function afterResponse(
 
   // client-node's bodies are a string, URLSearchParams or a `form-data` FormData, which is a
   // one-shot stream (it has pipe()): isReplayableBody refuses it, as it must. With
-  // retryUnauthorized false the source is still invalidated (no second attempt, but the next
-  // call must not send the rejected token again).
+  // retryUnauthorized false the source is still invalidated, as in every podtoken adapter (no
+  // second attempt, but the next call must not send the rejected token again).
   const replayable = binding.retryUnauthorized && isReplayableBody(request.getBody());
   let next: string | undefined;
   try {
