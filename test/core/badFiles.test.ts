@@ -4,7 +4,7 @@ import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { defer, tempDir, until } from './helpers.js';
+import { defer, tempDir, until } from '../helpers.js';
 
 let issuer: Issuer;
 beforeAll(async () => {
@@ -74,7 +74,7 @@ describe('a corpus of bad token files', () => {
     const errors: TokenSourceError[] = [];
     source.onError((error) => errors.push(error));
     const bad = await corrupt(dir, volume);
-    await until(() => errors.some((e) => e.code === code));
+    await until(`an error with ${code}`, () => errors.some((e) => e.code === code), 5_000, 1);
 
     // Replacing the symlink by a folder takes two steps; a read between them sees no file.
     const transient = code === 'TOKEN_FILE_UNREADABLE' ? ['TOKEN_FILE_MISSING'] : [];
@@ -99,10 +99,10 @@ describe('a corpus of bad token files', () => {
     const codes: string[] = [];
     source.onError((error) => codes.push(error.code));
     await volume.write({ token: await halfJwt() });
-    await until(() => codes.length > 0);
+    await until('the torn write reported', () => codes.length > 0, 5_000, 1);
     const fresh = await issuer.mint({ audience: 'api' });
     await volume.write({ token: fresh });
-    await until(() => source.current?.value === fresh);
+    await until('the fresh token loaded', () => source.current?.value === fresh, 5_000, 1);
     expect(codes).toEqual(['TOKEN_MALFORMED']);
   });
 

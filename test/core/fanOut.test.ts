@@ -2,7 +2,7 @@ import { createTokenSources, FileTokenSource, type TokenFileSystem } from '@podt
 import { createIssuer, ProjectedVolume, type Issuer } from '@podtoken/testing';
 import * as fs from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { defer, tempDir, until } from './helpers.js';
+import { defer, tempDir, until } from '../helpers.js';
 
 let issuer: Issuer;
 beforeAll(async () => {
@@ -113,6 +113,7 @@ describe('watchers', () => {
     const next = { token: await issuer.mint(), 'vault-token': await issuer.mint({ audience: 'vault' }), 'partner-token': await issuer.mint({ audience: 'partner' }) };
     await api.write(next);
     await until(
+      'every source in the folder refreshed',
       () =>
         sources.get('kubernetes').current?.value === next.token &&
         sources.get('vault').current?.value === next['vault-token'] &&
@@ -124,7 +125,7 @@ describe('watchers', () => {
     await loose.close();
     await elsewhere.close();
     // libuv releases a closed handle at the end of the loop iteration.
-    await until(() => fsWatchHandles() - before === 0, 1_000);
+    await until('the watch handles released', () => fsWatchHandles() - before === 0, 1_000, 1);
     expect(fsWatchHandles() - before).toBe(0);
     expect(() => sources.get('nope' as 'vault')).toThrow(TypeError);
   });

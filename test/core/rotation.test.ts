@@ -2,7 +2,7 @@ import { FileTokenSource } from '@podtoken/core';
 import { createIssuer, FakeKubelet, ProjectedVolume, type Issuer } from '@podtoken/testing';
 import { performance } from 'node:perf_hooks';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { defer, percentile, tempDir, until } from './helpers.js';
+import { defer, percentile, tempDir, until } from '../helpers.js';
 
 let issuer: Issuer;
 beforeAll(async () => {
@@ -67,9 +67,9 @@ describe('FileTokenSource on the real filesystem with the atomic-writer layout',
     const next = await issuer.mint({ audience: 'a' });
     await writeFile(`${dir}/.token.tmp`, next);
     await rename(`${dir}/.token.tmp`, path);
-    await until(() => source.current?.value === next);
+    await until('the renamed file loaded', () => source.current?.value === next, 5_000, 1);
     const third = await issuer.mint({ audience: 'a' });
     await writeFile(path, third);
-    await until(() => source.current?.value === third);
+    await until('the rewritten file loaded', () => source.current?.value === third, 5_000, 1);
   });
 });

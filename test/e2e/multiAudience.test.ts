@@ -6,19 +6,12 @@ import { withTokenSource as withAxios } from '@podtoken/axios';
 import { withTokenSource as withFetch } from '@podtoken/fetch';
 import { createIssuer, FakeKubelet, ProjectedVolume, startTokenServer, tokenId, type TokenServer } from '@podtoken/testing';
 import axios from 'axios';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
-
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
+import { expect, it } from 'vitest';
+import { defer, tempDir } from '../helpers.js';
 
 it('two audiences from two mount paths: each server sees only its own tokens, across rotations', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'podtoken-pod-'));
-  cleanups.push(() => rm(root, { recursive: true, force: true, maxRetries: 5 }));
+  const root = await tempDir('podtoken-pod-');
   const issuer = await createIssuer();
   const apiAudience = issuer.issuer;
 
@@ -27,17 +20,17 @@ it('two audiences from two mount paths: each server sees only its own tokens, ac
   const apiKubelet = new FakeKubelet({ volume: serviceAccount, issuer, expirationSeconds: 2, files: { namespace: 'shop' } });
   const vaultKubelet = new FakeKubelet({ volume: tokens, issuer, file: 'vault-token', audience: 'vault', expirationSeconds: 2 });
   await Promise.all([apiKubelet.start(), vaultKubelet.start()]);
-  cleanups.push(() => Promise.all([apiKubelet.stop(), vaultKubelet.stop()]));
+  defer(() => Promise.all([apiKubelet.stop(), vaultKubelet.stop()]));
 
   const apiServer = await startTokenServer({ issuer, audience: apiAudience });
   const vaultServer = await startTokenServer({ issuer, audience: 'vault' });
-  cleanups.push(() => Promise.all([apiServer.close(), vaultServer.close()]));
+  defer(() => Promise.all([apiServer.close(), vaultServer.close()]));
 
   const sources = createTokenSources({
     kubernetes: { path: apiKubelet.path, audience: apiAudience },
     vault: { path: vaultKubelet.path, audience: 'vault' },
   });
-  cleanups.push(() => sources.close());
+  defer(() => sources.close());
   await sources.ready();
 
   const api = withAxios(axios.create({ baseURL: apiServer.url }), sources.get('kubernetes'), { origins: [apiServer.origin] });

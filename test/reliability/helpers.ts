@@ -1,22 +1,11 @@
 import { accessSync, constants, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach } from 'vitest';
+import { tempDir as sharedTempDir } from '../helpers.js';
 
 // Helpers of the reliability suite. Nothing here prints a token: tests compare tokens and
 // print counts and timings only.
 
-const cleanups: Array<() => unknown> = [];
-
-/** Runs `fn` after the current test, in reverse order of registration. */
-export function defer(fn: () => unknown): void {
-  cleanups.push(fn);
-}
-
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()!();
-});
+export { defer, percentile, sleep, until } from '../helpers.js';
 
 /**
  * Where projected volumes live in these tests: a kubelet mounts them on tmpfs, so /dev/shm
@@ -33,33 +22,8 @@ export const VOLUME_ROOT = (() => {
 })();
 
 /** A fresh folder under {@link VOLUME_ROOT}, removed after the test. */
-export async function tempDir(prefix = 'podtoken-rel-'): Promise<string> {
-  const dir = await mkdtemp(join(VOLUME_ROOT, prefix));
-  defer(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/**
- * Resolves when `predicate` holds, checking every `step` ms. The bound only keeps a broken
- * run from hanging: it is generous, and reaching it fails with `what` in the message.
- */
-export async function until(what: string, predicate: () => boolean | Promise<boolean>, bound = 15_000, step = 5): Promise<void> {
-  const deadline = performance.now() + bound;
-  while (!(await predicate())) {
-    if (performance.now() > deadline) throw new Error(`gave up waiting (${bound} ms): ${what}`);
-    await sleep(step);
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Nearest-rank percentile (0..100) of unsorted values. */
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+export function tempDir(prefix = 'podtoken-rel-'): Promise<string> {
+  return sharedTempDir(prefix, VOLUME_ROOT);
 }
 
 /** Every message and code in an error's `cause` chain, for leak checks. */

@@ -88,15 +88,6 @@ export function createOriginFilter(origins: AdapterOptions['origins'], where = '
   };
 }
 
-/** Whether two URLs have the same origin (scheme, host and port). */
-export function isSameOrigin(a: string | URL, b: string | URL): boolean {
-  try {
-    return new URL(a).origin === new URL(b).origin;
-  } catch {
-    return false;
-  }
-}
-
 /** The `Authorization` header value for `token`. */
 export function bearer(token: string): string {
   return `Bearer ${token}`;

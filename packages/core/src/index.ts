@@ -11,5 +11,5 @@ export type { Token, TokenKind, Ref, KubernetesClaims, DecodeTokenOptions } from
 export { TokenSourceError, isTokenSourceError, TOKEN_ERROR_CODES } from './errors.js';
 export type { TokenErrorCode, TokenSourceErrorOptions } from './errors.js';
 export type { TokenFileSystem, TokenFileHandle, TokenFileWatcher } from './fileSystem.js';
-export { createOriginFilter, createRedirectGuard, isReplayableBody, isSameOrigin, bearer, tokenForRetry, tokenAfterUnauthorized } from './adapterSupport.js';
+export { createOriginFilter, createRedirectGuard, isReplayableBody, bearer, tokenForRetry, tokenAfterUnauthorized } from './adapterSupport.js';
 export type { AdapterOptions, RedirectGuard, TokenAfterUnauthorizedOptions } from './adapterSupport.js';
