@@ -1,0 +1,20 @@
+// A CommonJS app that installed the packed packages: require() of ESM (Node >= 20.19).
+'use strict';
+const modules = {
+  core: require('@podtoken/core'),
+  testing: require('@podtoken/testing'),
+  axiosAdapter: require('@podtoken/axios'),
+  gotAdapter: require('@podtoken/got'),
+  fetchAdapter: require('@podtoken/fetch'),
+  kubernetes: require('@podtoken/kubernetes'),
+  axios: require('axios'),
+  got: require('got').default,
+  nodeFetch: require('node-fetch').default,
+};
+import('./scenario.mjs')
+  .then(({ scenario }) => scenario(modules))
+  .then((statuses) => console.log(`CommonJS app: ${JSON.stringify(statuses)}`))
+  .catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
