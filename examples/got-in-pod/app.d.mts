@@ -20,3 +20,10 @@ export interface Summary {
 
 /** Runs the demo in a temp folder and returns what it measured. */
 export function main(options?: { requests?: number; concurrency?: number; minRotations?: number; log?: (line: string) => void }): Promise<Summary>;
+
+/**
+ * In a real pod: calls `url` `rounds` times, `interval` ms apart, with the projected token at
+ * `token` (default: the ServiceAccount token) and prints each status. Resolves with the exit
+ * code: 0 when every call was answered 2xx.
+ */
+export function inCluster(options: { url: string; token?: string; audience?: string; rounds?: number; interval?: number; log?: (line: string) => void }): Promise<number>;

@@ -114,8 +114,56 @@ function gotVersion() {
   }
 }
 
+/**
+ * In a real pod: calls `url` every `interval` ms, `rounds` times, with the projected token at
+ * `token` (default: the ServiceAccount token), and prints each answer's status. Resolves
+ * with the exit code: 0 when every call was answered 2xx.
+ *
+ * @param {{ url: string, token?: string, audience?: string, rounds?: number, interval?: number, log?: (line: string) => void }} options
+ */
+export async function inCluster({ url, token, audience, rounds = 1, interval = 60_000, log = console.log }) {
+  const source = new FileTokenSource({ path: token, audience });
+  let failed = 0;
+  try {
+    const api = withTokenSource(got.extend({ timeout: { request: 10_000 } }), source, { origins: [new URL(url).origin] });
+    for (let round = 1; round <= rounds; round += 1) {
+      if (round > 1) await new Promise((resolve) => setTimeout(resolve, interval));
+      let status;
+      try {
+        const response = await api.get(url, { throwHttpErrors: false });
+        status = response.statusCode;
+      } catch (error) {
+        status = isTokenSourceError(error) ? error.code : String(error?.code ?? error);
+      }
+      if (!(typeof status === 'number' && status >= 200 && status < 300)) failed += 1;
+      log(`round ${round}: ${status} (token ${source.current ? `expires ${source.current.expiresAt?.toISOString() ?? 'never'}, refresh at ${source.current.refreshAt?.toISOString() ?? 'never'}` : 'not loaded'})`);
+    }
+  } finally {
+    await source.close();
+  }
+  return failed === 0 ? 0 : 1;
+}
+
+/** `--name value` from argv, or undefined. */
+function option(argv, name) {
+  const index = argv.indexOf(name);
+  return index === -1 ? undefined : argv[index + 1];
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const summary = await main();
-  const healthy = summary.ok === summary.requests && summary.server.unauthorized === 0 && summary.server.missing === 0 && summary.revoked.status === 200;
-  process.exitCode = healthy ? 0 : 1;
+  const argv = process.argv.slice(2);
+  const url = option(argv, '--url');
+  if (url !== undefined) {
+    process.exitCode = await inCluster({
+      url,
+      token: option(argv, '--token'),
+      audience: option(argv, '--audience'),
+      rounds: Number(option(argv, '--rounds') ?? 1),
+      interval: Number(option(argv, '--interval') ?? 60_000),
+    });
+  } else {
+    const summary = await main();
+    const healthy = summary.ok === summary.requests && summary.server.unauthorized === 0 && summary.server.missing === 0 && summary.revoked.status === 200;
+    process.exitCode = healthy ? 0 : 1;
+  }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { main } from '../app.mjs';
+import { startSimulatedPod } from '@podtoken/testing';
+import { inCluster, main } from '../app.mjs';
 
 describe('examples/fetch-in-pod', () => {
   it('every request carries a valid token across rotations, and the token never leaves its origin', { timeout: 120_000 }, async () => {
@@ -17,5 +18,22 @@ describe('examples/fetch-in-pod', () => {
     expect(summary.redirect).toEqual({ status: 401, arrived: 'missing' });
     expect(summary.otherOrigin).toBe('missing');
     expect(lines.join('\n')).toMatch(/240\/240 ok/);
+  });
+
+  it('--url mode: calls a real API with the token file it is given, and fails on a refusal', async () => {
+    const pod = await startSimulatedPod({ audience: 'https://api.example', expirationSeconds: 600 });
+    try {
+      const lines: string[] = [];
+      const ok = await inCluster({ url: `${pod.server.url}things`, token: pod.tokenPath, audience: 'https://api.example', rounds: 2, interval: 10, log: (line) => lines.push(line) });
+      expect(ok).toBe(0);
+      expect(pod.server.counts).toEqual({ ok: 2, unauthorized: 0, missing: 0 });
+      expect(lines).toEqual([expect.stringMatching(/^round 1: 200 \(token expires /), expect.stringMatching(/^round 2: 200 /)]);
+      pod.server.revoke(pod.kubelet.last!.token); // as when the pod is deleted: every call is refused
+      const refused = await inCluster({ url: `${pod.server.url}things`, token: pod.tokenPath, log: (line) => lines.push(line) });
+      expect(refused).toBe(1);
+      expect(lines.at(-1)).toMatch(/^round 1: 401 /);
+    } finally {
+      await pod.close();
+    }
   });
 });
