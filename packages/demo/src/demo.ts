@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { withTokenSource as withAxios } from '@podtoken/axios';
+import { createStyle, escapeControlCharacters, type CliIO, type Style } from '@podtoken/cli';
 import { FileTokenSource, isTokenSourceError } from '@podtoken/core';
 import { withTokenSource as withFetch } from '@podtoken/fetch';
 import { withTokenSource as withGot } from '@podtoken/got';
@@ -19,13 +20,11 @@ import {
 } from '@podtoken/testing';
 import axios, { AxiosHeaders, type AxiosAdapter } from 'axios';
 import got from 'got';
-import type { CliIO } from './cliIO.js';
 import { HELP_OPTION, UsageError, fraction, integer, seconds, usageFailure } from './internal/args.js';
 import { formatMs, formatTable } from './internal/format.js';
-import { createStyle, type Style } from './style.js';
 
-/** The help text of `podtoken demo`. */
-export const DEMO_USAGE = `Usage: podtoken demo [options]
+/** The help text of `podtoken-demo`. */
+export const DEMO_USAGE = `Usage: podtoken-demo [options]
 
 Runs the whole story on this machine, no cluster needed: a token issuer, a fake kubelet
 writing short-lived tokens into a temporary projected volume (the real atomic-writer
@@ -391,7 +390,7 @@ export async function runDemoScenario(options: DemoOptions = {}): Promise<DemoRe
 }
 
 /**
- * `podtoken demo`: runs {@link runDemoScenario} with a live display (redrawn on a
+ * `podtoken-demo`: runs {@link runDemoScenario} with a live display (redrawn on a
  * terminal, a line a second or two otherwise), then prints the summary table. Returns 0
  * only when the result `passed`.
  *
@@ -430,7 +429,7 @@ export async function runDemo(args: readonly string[], io: CliIO): Promise<numbe
     };
     json = values.json === true;
   } catch (error) {
-    return usageFailure(error, 'demo', io);
+    return usageFailure(error, io);
   }
 
   const style = createStyle(io.stdout, io.env);
@@ -449,7 +448,7 @@ export async function runDemo(args: readonly string[], io: CliIO): Promise<numbe
   };
   if (!json) {
     io.stdout.write(
-      `podtoken demo: ${options.duration} s of requests through axios, got and fetch (${options.concurrency} in flight each); ` +
+      `podtoken-demo: ${options.duration} s of requests through axios, got and fetch (${options.concurrency} in flight each); ` +
         `tokens live ${options.tokenTtl} s and the fake kubelet replaces them after ${Math.round(options.rotateAfter * 100)} %.\n`,
     );
     if (live) io.stdout.write('\x1b[?25l');
@@ -464,7 +463,7 @@ export async function runDemo(args: readonly string[], io: CliIO): Promise<numbe
       ...(io.signal === undefined ? {} : { signal: io.signal }),
     });
   } catch (error) {
-    io.stderr.write(`podtoken demo: failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr.write(`podtoken-demo: failed: ${escapeControlCharacters(error instanceof Error ? error.message : String(error))}\n`);
     return 1;
   } finally {
     if (live) io.stdout.write('\x1b[?25h');
@@ -620,7 +619,7 @@ function renderLive(p: DemoProgress, options: { duration: number }, style: Style
   ];
 }
 
-/** The summary table printed at the end of `podtoken demo`. */
+/** The summary table printed at the end of `podtoken-demo`. */
 function renderDemoSummary(r: DemoResult, style: Style): string {
   const row = (s: DemoClientStats) => [s.client, String(s.requests), String(s.ok), String(s.unauthorized), String(s.withoutToken), String(s.errors)];
   const serverTotal = r.server.ok + r.server.unauthorized + r.server.missing;
