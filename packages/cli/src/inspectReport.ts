@@ -1,5 +1,6 @@
 import { dirname, posix, resolve } from 'node:path';
 import { DEFAULT_TOKEN_PATH, decodeToken, isTokenSourceError, type Token, type TokenKind } from '@podtoken/core';
+import { escapeControlCharacters } from './escapeControlCharacters.js';
 import { formatDuration, formatTime } from './internal/format.js';
 
 /**
@@ -50,7 +51,11 @@ export type FindingCode =
 export interface Finding {
   readonly level: FindingLevel;
   readonly code: FindingCode;
-  /** One or two sentences: what it means and what to do. Never holds the token. */
+  /**
+   * One or two sentences: what it means and what to do. Never holds the token. Claims and
+   * paths quoted in it have their control characters escaped (a token's claims come from
+   * whoever can write the file), so it is safe to print as it is.
+   */
   readonly message: string;
 }
 
@@ -211,14 +216,14 @@ function fromError(base: Pick<InspectReport, 'path' | 'checkedAt' | 'volume'>, e
   const finding: Finding = {
     level: 'error',
     code: unreadable ? 'unreadable' : code === 'TOKEN_TOO_LARGE' ? 'too-large' : 'malformed',
-    message,
+    message: escapeControlCharacters(message),
   };
   return { ...base, status: unreadable ? 'unreadable' : 'problem', exitCode: unreadable ? 2 : 1, findings: [finding] };
 }
 
 function judge(token: Token, path: string, now: Date, options: InspectReportOptions): Finding[] {
   const findings: Finding[] = [];
-  const add = (level: FindingLevel, code: FindingCode, message: string) => findings.push({ level, code, message });
+  const add = (level: FindingLevel, code: FindingCode, message: string) => findings.push({ level, code, message: escapeControlCharacters(message) });
   const nowMs = now.getTime();
   const exp = token.expiresAt?.getTime();
   const start = (token.issuedAt ?? token.notBefore)?.getTime();

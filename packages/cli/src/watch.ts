@@ -1,8 +1,10 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_TOKEN_PATH, FileTokenSource, type Token, type TokenErrorCode, type TokenKind, type TokenSourceError } from '@podtoken/core';
 import type { CliIO } from './cliIO.js';
+import { escapeControlCharacters as esc } from './escapeControlCharacters.js';
 import { HELP_OPTION, usageFailure } from './internal/args.js';
 import { formatTime, formatTimestamp, formatTtl } from './internal/format.js';
+import { toTerminalSafeJson } from './internal/terminalSafeJson.js';
 import { createStyle, type Style } from './style.js';
 
 /** The help text of `podtoken watch`. */
@@ -40,7 +42,7 @@ export interface WatchEvent {
   readonly ttlSeconds?: number;
   /** When the source will look for the next token. */
   readonly refreshAt?: string;
-  /** `error` events: the `TokenSourceError` code and message. */
+  /** `error` events: the `TokenSourceError` code and message (control characters escaped). */
   readonly code?: TokenErrorCode;
   readonly message?: string;
 }
@@ -79,7 +81,7 @@ export async function runWatch(args: readonly string[], io: CliIO): Promise<numb
   const paths = positionals.length > 0 ? positionals : [DEFAULT_TOKEN_PATH];
   const now = io.now ?? Date.now;
   const style = createStyle(io.stdout, io.env);
-  const print = (event: WatchEvent) => io.stdout.write(values.json ? `${JSON.stringify(event)}\n` : renderWatchEvent(event, style));
+  const print = (event: WatchEvent) => io.stdout.write(values.json ? `${toTerminalSafeJson(event)}\n` : renderWatchEvent(event, style));
 
   const sources = paths.map(
     (path) =>
@@ -108,11 +110,16 @@ export async function runWatch(args: readonly string[], io: CliIO): Promise<numb
   return 0;
 }
 
-/** The human line for a {@link WatchEvent}, with a newline. */
+/**
+ * The human line for a {@link WatchEvent}, with a newline. Every string in it (path, kind,
+ * code, message) is printed with control characters escaped: a token file's content must
+ * not be able to act on the terminal.
+ */
 export function renderWatchEvent(event: WatchEvent, style: Style = createStyle({ isTTY: false }, {})): string {
-  const head = `${style.dim(event.time)}  ${event.event === 'error' ? style.red(event.event.padEnd(7)) : style.green(event.event.padEnd(7))}  ${event.path}`;
-  if (event.event === 'error') return `${head}  ${style.red(event.code ?? 'ERROR')}  ${event.message ?? ''}\n`;
-  const parts = [event.kind ?? '?'];
+  const name = esc(String(event.event)).padEnd(7);
+  const head = `${style.dim(esc(event.time))}  ${event.event === 'load' || event.event === 'refresh' ? style.green(name) : style.red(name)}  ${esc(event.path)}`;
+  if (event.event !== 'load' && event.event !== 'refresh') return `${head}  ${style.red(esc(event.code ?? 'ERROR'))}  ${esc(event.message ?? '')}\n`;
+  const parts = [esc(event.kind ?? '?')];
   if (event.expiresAt !== undefined && event.ttlSeconds !== undefined) {
     parts.push(`expires ${formatTime(new Date(event.expiresAt))}`, `ttl ${formatTtl(event.ttlSeconds * 1000)}`);
   } else {
@@ -136,7 +143,7 @@ function tokenEvent(event: 'load' | 'refresh', path: string, token: Token, nowMs
 }
 
 function errorEvent(path: string, error: TokenSourceError, nowMs: number): WatchEvent {
-  return { time: formatTimestamp(new Date(nowMs)), event: 'error', path, code: error.code, message: error.message };
+  return { time: formatTimestamp(new Date(nowMs)), event: 'error', path, code: error.code, message: esc(error.message) };
 }
 
 function aborted(signal: AbortSignal | undefined): Promise<void> {

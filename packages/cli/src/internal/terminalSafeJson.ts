@@ -1,6 +1,7 @@
 // The characters escapeControlCharacters() escapes, minus what JSON.stringify already
-// escapes (C0 controls, lone surrogates).
-const UNSAFE_IN_JSON = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+// escapes in strings (C0 controls, lone surrogates): a raw C0 character in its output is
+// the indentation's own whitespace. Left: DEL and C1, format characters, separators.
+const UNSAFE_IN_JSON = /[\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu;
 
 /**
  * `JSON.stringify`, with the characters a terminal may act on written as `\uXXXX` escapes
