@@ -17,6 +17,10 @@ export type FindingLevel = 'error' | 'warning' | 'note';
  * - `expired`, `not-yet-valid`: outside its validity window now.
  * - `past-refresh`: past `warnafter` / 80 % of its lifetime and not yet replaced by the kubelet.
  * - `issued-in-future`: `iat` is more than a minute ahead of this machine's clock.
+ * - `expires-before-issued`: `exp` is not after `iat`: never valid, no lifetime.
+ * - `not-before-after-expiry`: `nbf` is not before `exp`: never valid.
+ * - `warnafter-after-expiry`: `warnafter` is not before `exp` (podtoken ignores it).
+ * - `warnafter-before-issued`: `warnafter` is not after `iat`.
  * - `no-expiry`: a JWT without `exp`.
  * - `long-lifetime`: valid for more than 24 hours (and not an extended default token).
  * - `extended-expiry`: the API server extended `exp` (it set `warnafter`).
@@ -36,6 +40,10 @@ export type FindingCode =
   | 'not-yet-valid'
   | 'past-refresh'
   | 'issued-in-future'
+  | 'expires-before-issued'
+  | 'not-before-after-expiry'
+  | 'warnafter-after-expiry'
+  | 'warnafter-before-issued'
   | 'no-expiry'
   | 'long-lifetime'
   | 'extended-expiry'
@@ -97,7 +105,7 @@ export interface TokenSummary {
   readonly refreshAt?: string;
   /** `warnafter`; `ratio`: a fraction (0.8 by default) of `exp − iat`; `expiry`: no start time known. */
   readonly refreshBasis?: 'warnafter' | 'ratio' | 'expiry';
-  /** `exp − iat` (or `exp − nbf`), in seconds. */
+  /** `exp − iat` (or `exp − nbf`), in seconds; absent when `exp` is not after that start (a nonsense token). */
   readonly lifetimeSeconds?: number;
   /** `exp − now` in seconds at `checkedAt`; negative once expired. */
   readonly expiresInSeconds?: number;
@@ -275,8 +283,43 @@ function judge(token: Token, path: string, now: Date, options: InspectReportOpti
     );
   }
 
-  if (token.warnAfter !== undefined && exp !== undefined) {
-    const requested = start === undefined ? undefined : Math.round((token.warnAfter.getTime() - start) / 1000);
+  // Claims no API server mints together. Whoever wrote the file may be testing, broken or
+  // hostile; either way the times above cannot all be believed.
+  const warn = token.warnAfter?.getTime();
+  const expiresBeforeIssued = exp !== undefined && iat !== undefined && exp <= iat;
+  if (expiresBeforeIssued) {
+    add(
+      'warning',
+      'expires-before-issued',
+      `Its expiry (exp ${formatTime(token.expiresAt!)}) is not after its issue time (iat ${formatTime(token.issuedAt!)}): it was never valid, and it has no lifetime. An API server does not mint such a token: check what writes this file.`,
+    );
+  }
+  // With nbf = iat, as the API server sets it, that is the same fault: say it once.
+  if (exp !== undefined && nbf !== undefined && nbf >= exp && !(expiresBeforeIssued && nbf <= iat!)) {
+    add(
+      'warning',
+      'not-before-after-expiry',
+      `Its not-before time (nbf ${formatTime(token.notBefore!)}) is not before its expiry (exp ${formatTime(token.expiresAt!)}): there is no moment at which it is valid.`,
+    );
+  }
+  if (exp !== undefined && warn !== undefined && warn >= exp) {
+    add(
+      'warning',
+      'warnafter-after-expiry',
+      `Its warnafter (${formatTime(token.warnAfter!)}) is not before its expiry (exp ${formatTime(token.expiresAt!)}): the API server sets warnafter well before an extended exp. podtoken ignores it and refreshes as it would without it.`,
+    );
+  }
+  if (warn !== undefined && iat !== undefined && warn <= iat) {
+    add(
+      'warning',
+      'warnafter-before-issued',
+      `Its warnafter (${formatTime(token.warnAfter!)}) is not after its issue time (iat ${formatTime(token.issuedAt!)}): the API server sets it an hour or so after iat. podtoken looks for a fresh token from warnafter on.`,
+    );
+  }
+
+  const extended = warn !== undefined && exp !== undefined && warn < exp && (start === undefined || warn > start);
+  if (extended) {
+    const requested = start === undefined ? undefined : Math.round((warn - start) / 1000);
     add(
       'note',
       'extended-expiry',
@@ -342,7 +385,7 @@ function summarize(token: Token, now: Date): TokenSummary {
     warnAfter: iso(token.warnAfter),
     refreshAt: iso(token.refreshAt),
     refreshBasis,
-    lifetimeSeconds: exp !== undefined && start !== undefined ? (exp - start) / 1000 : undefined,
+    lifetimeSeconds: exp !== undefined && start !== undefined && exp > start ? (exp - start) / 1000 : undefined,
     expiresInSeconds: exp !== undefined ? (exp - now.getTime()) / 1000 : undefined,
     kubernetes:
       k8s === undefined

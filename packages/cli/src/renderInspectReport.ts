@@ -60,7 +60,12 @@ export function renderInspectReport(report: InspectReport, options: RenderInspec
     if (t.issuedAt !== undefined) row('issued', when(t.issuedAt));
     if (t.notBefore !== undefined && t.notBefore !== t.issuedAt) row('not before', when(t.notBefore));
     if (t.expiresAt !== undefined) {
-      const lifetime = t.lifetimeSeconds === undefined ? undefined : `lifetime ${formatLifetime(t.lifetimeSeconds * 1000)}`;
+      const lifetime =
+        t.lifetimeSeconds !== undefined
+          ? `lifetime ${formatLifetime(t.lifetimeSeconds * 1000)}`
+          : t.issuedAt !== undefined || t.notBefore !== undefined
+            ? style.yellow(`no lifetime: exp is not after ${t.issuedAt !== undefined ? 'iat' : 'nbf'}`)
+            : undefined;
       row('expires', when(t.expiresAt, lifetime));
     } else {
       row('expires', 'never');
