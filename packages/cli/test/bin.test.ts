@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIssuer } from '@podtoken/testing';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createIssuer, ProjectedVolume } from '@podtoken/testing';
 import { leaks, until } from './helpers.js';
 
 // The real bin, as `npx podtoken` runs it: built JavaScript, its shebang, and its signal handling.
@@ -29,6 +30,7 @@ afterAll(async () => {
 interface Run {
   out: () => string;
   err: () => string;
+  running: () => boolean;
   exit: Promise<number | null>;
   kill: (signal: NodeJS.Signals) => void;
 }
@@ -43,7 +45,13 @@ function run(args: string[], env: Record<string, string> = {}): Run {
   // Never leave a child behind when an assertion fails.
   const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
   void exit.then(() => clearTimeout(timer));
-  return { out: () => out, err: () => err, exit, kill: (signal) => child.kill(signal) };
+  return {
+    out: () => out,
+    err: () => err,
+    running: () => child.exitCode === null && child.signalCode === null,
+    exit,
+    kill: (signal) => child.kill(signal),
+  };
 }
 
 describe('the podtoken bin', () => {
@@ -80,5 +88,25 @@ describe('the podtoken bin', () => {
     expect(await watch.exit).toBe(0);
     expect(watch.out()).toMatch(/ {2}load {5}\S+watched-token {2}bound {2}expires \S+ {2}ttl \d+m( \d+s)? {2}refresh /);
     expect(watch.err()).toContain('stopped');
+  });
+
+  it('watch on a folder that is not there yet says it is waiting, keeps running, and loads the token once it appears', async () => {
+    const issuer = await createIssuer();
+    const folder = join(dir, 'mounted-later');
+    const watch = run(['watch', join(folder, 'vault-token')]);
+    try {
+      await until(() => /waiting/i.test(watch.out()), 'a line saying it waits', 15_000);
+      // Nothing else keeps the process alive: no folder to watch, no file, only retries.
+      await sleep(1500);
+      expect(watch.running()).toBe(true);
+      const token = await issuer.mint({ audience: 'vault', expirationSeconds: 600 });
+      await new ProjectedVolume({ dir: folder }).write({ 'vault-token': token });
+      await until(() => watch.out().includes(' load '), 'the load line', 20_000);
+      expect(leaks(watch.out() + watch.err(), token)).toBe(false);
+    } finally {
+      watch.kill('SIGTERM');
+    }
+    expect(await watch.exit).toBe(0);
+    expect(watch.out()).toMatch(/ {2}load {5}\S+mounted-later\/vault-token {2}bound {2}expires /);
   });
 });
