@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { withTokenSource as withAxios } from '@podtoken/axios';
-import { createStyle, escapeControlCharacters, type CliIO, type Style } from '@podtoken/cli';
 import { FileTokenSource, isTokenSourceError } from '@podtoken/core';
 import { withTokenSource as withFetch } from '@podtoken/fetch';
 import { withTokenSource as withGot } from '@podtoken/got';
@@ -20,8 +19,10 @@ import {
 } from '@podtoken/testing';
 import axios, { AxiosHeaders, type AxiosAdapter } from 'axios';
 import got from 'got';
+import type { DemoIO } from './demoIO.js';
 import { HELP_OPTION, UsageError, fraction, integer, seconds, usageFailure } from './internal/args.js';
 import { formatMs, formatTable } from './internal/format.js';
+import { createStyle, printable, type Style } from './internal/style.js';
 
 /** The help text of `podtoken-demo`. */
 export const DEMO_USAGE = `Usage: podtoken-demo [options]
@@ -399,7 +400,7 @@ export async function runDemoScenario(options: DemoOptions = {}): Promise<DemoRe
  * process.exitCode = await runDemo(['--duration', '5'], { stdout: process.stdout, stderr: process.stderr });
  * ```
  */
-export async function runDemo(args: readonly string[], io: CliIO): Promise<number> {
+export async function runDemo(args: readonly string[], io: DemoIO): Promise<number> {
   let options: Required<Pick<DemoOptions, 'duration' | 'tokenTtl' | 'rotateAfter' | 'concurrency'>>;
   let json: boolean;
   try {
@@ -463,7 +464,7 @@ export async function runDemo(args: readonly string[], io: CliIO): Promise<numbe
       ...(io.signal === undefined ? {} : { signal: io.signal }),
     });
   } catch (error) {
-    io.stderr.write(`podtoken-demo: failed: ${escapeControlCharacters(error instanceof Error ? error.message : String(error))}\n`);
+    io.stderr.write(`podtoken-demo: failed: ${printable(error instanceof Error ? error.message : String(error))}\n`);
     return 1;
   } finally {
     if (live) io.stdout.write('\x1b[?25h');
@@ -655,7 +656,7 @@ function renderDemoSummary(r: DemoResult, style: Style): string {
     );
   }
   const codes = Object.entries(r.total.errorCodes);
-  if (codes.length > 0) lines.push(`  errors           ${codes.map(([code, n]) => `${code} ×${n}`).join(', ')}`);
+  if (codes.length > 0) lines.push(`  errors           ${codes.map(([code, n]) => `${printable(code)} ×${n}`).join(', ')}`);
   if (r.total.other > 0) lines.push(`  other statuses   ${r.total.other}`);
   lines.push(
     `  counts           ${r.countsMatch ? style.green("client totals equal the server's own counts ✓") : style.red("client totals DIFFER from the server's own counts ✗")}`,

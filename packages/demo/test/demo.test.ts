@@ -61,5 +61,12 @@ describe('podtoken-demo', () => {
     expect(await runDemo(['--concurrency', '0'], capture())).toBe(2);
     expect(await runDemo(['--rotate-after', '1.5'], capture())).toBe(2);
     expect(await runDemo(['extra'], capture())).toBe(2);
+    // What was typed is echoed with its control characters escaped.
+    for (const args of [['--duration', '5\x1b]0;pwned\x07'], ['--pwned\x9b2J']]) {
+      const hostile = capture();
+      expect(await runDemo(args, hostile)).toBe(2);
+      expect(hostile.err()).toContain('pwned');
+      expect(/\p{Cc}/u.test(hostile.err().replaceAll('\n', ''))).toBe(false);
+    }
   });
 });

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import type { CliIO } from '@podtoken/cli';
+import type { DemoIO } from '../src/demoIO.js';
 
-/** A CliIO that collects what the demo writes. */
-export interface Captured extends CliIO {
+/** A DemoIO that collects what the demo writes. */
+export interface Captured extends DemoIO {
   readonly out: () => string;
   readonly err: () => string;
 }
@@ -12,7 +12,7 @@ export function capture(options: { signal?: AbortSignal; isTTY?: boolean } = {})
   let err = '';
   return {
     stdout: { write: (chunk: string) => (out += chunk), isTTY: options.isTTY ?? false },
-    stderr: { write: (chunk: string) => (err += chunk), isTTY: false },
+    stderr: { write: (chunk: string) => (err += chunk) },
     env: {},
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     out: () => out,

@@ -8,7 +8,7 @@ import { pnpmCommand, summaryRow } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 // Everything `pnpm demo` has to build first: the demo and what it imports.
-const BUILT = ['core', 'testing', 'cli', 'axios', 'got', 'fetch', 'demo'];
+const BUILT = ['core', 'testing', 'axios', 'got', 'fetch', 'demo'];
 
 let configHome: string;
 

@@ -1,4 +1,5 @@
-import { escapeControlCharacters, type CliIO } from '@podtoken/cli';
+import type { DemoIO } from '../demoIO.js';
+import { printable } from './style.js';
 
 /** A command-line mistake: the command prints it with a hint and exits 2. */
 export class UsageError extends Error {
@@ -34,13 +35,13 @@ export function integer(value: string | undefined, name: string, fallback: numbe
 }
 
 /** Prints a {@link UsageError} or a `util.parseArgs` error and returns 2; rethrows anything else. */
-export function usageFailure(error: unknown, io: CliIO): 2 {
+export function usageFailure(error: unknown, io: DemoIO): 2 {
   const code = (error as { code?: unknown } | null)?.code;
   const fromParseArgs = typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
   if (!(error instanceof UsageError) && !fromParseArgs) throw error;
   // parseArgs' messages are clear ("Unknown option '--jsn'") but end with advice about "--".
   const message = (error as Error).message.replace(/\. To specify a positional.*$/s, '.');
-  io.stderr.write(`podtoken-demo: ${escapeControlCharacters(message)}\nRun "podtoken-demo --help" for usage.\n`);
+  io.stderr.write(`podtoken-demo: ${printable(message)}\nRun "podtoken-demo --help" for usage.\n`);
   return 2;
 }
 
