@@ -17,7 +17,6 @@ export { renderInspectReport, renderInspectJson } from './renderInspectReport.js
 export type { RenderInspectOptions } from './renderInspectReport.js';
 export { runWatch, renderWatchEvent, WATCH_USAGE } from './watch.js';
 export type { WatchEvent } from './watch.js';
-export { runDemo, runDemoScenario, DEMO_USAGE } from './demo.js';
-export type { DemoOptions, DemoResult, DemoClientName, DemoClientStats, DemoProgress, LatencySummary } from './demo.js';
 export { createStyle } from './style.js';
+export { escapeControlCharacters } from './escapeControlCharacters.js';
 export type { Style } from './style.js';

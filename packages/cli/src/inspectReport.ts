@@ -1,5 +1,6 @@
 import { dirname, posix, resolve } from 'node:path';
 import { DEFAULT_TOKEN_PATH, decodeToken, isTokenSourceError, type Token, type TokenKind } from '@podtoken/core';
+import { escapeControlCharacters } from './escapeControlCharacters.js';
 import { formatDuration, formatTime } from './internal/format.js';
 
 /**
@@ -16,6 +17,10 @@ export type FindingLevel = 'error' | 'warning' | 'note';
  * - `expired`, `not-yet-valid`: outside its validity window now.
  * - `past-refresh`: past `warnafter` / 80 % of its lifetime and not yet replaced by the kubelet.
  * - `issued-in-future`: `iat` is more than a minute ahead of this machine's clock.
+ * - `expires-before-issued`: `exp` is not after `iat`: never valid, no lifetime.
+ * - `not-before-after-expiry`: `nbf` is not before `exp`: never valid.
+ * - `warnafter-after-expiry`: `warnafter` is not before `exp` (podtoken ignores it).
+ * - `warnafter-before-issued`: `warnafter` is not after `iat`.
  * - `no-expiry`: a JWT without `exp`.
  * - `long-lifetime`: valid for more than 24 hours (and not an extended default token).
  * - `extended-expiry`: the API server extended `exp` (it set `warnafter`).
@@ -35,6 +40,10 @@ export type FindingCode =
   | 'not-yet-valid'
   | 'past-refresh'
   | 'issued-in-future'
+  | 'expires-before-issued'
+  | 'not-before-after-expiry'
+  | 'warnafter-after-expiry'
+  | 'warnafter-before-issued'
   | 'no-expiry'
   | 'long-lifetime'
   | 'extended-expiry'
@@ -50,7 +59,11 @@ export type FindingCode =
 export interface Finding {
   readonly level: FindingLevel;
   readonly code: FindingCode;
-  /** One or two sentences: what it means and what to do. Never holds the token. */
+  /**
+   * One or two sentences: what it means and what to do. Never holds the token. Claims and
+   * paths quoted in it have their control characters escaped (a token's claims come from
+   * whoever can write the file), so it is safe to print as it is.
+   */
   readonly message: string;
 }
 
@@ -92,7 +105,7 @@ export interface TokenSummary {
   readonly refreshAt?: string;
   /** `warnafter`; `ratio`: a fraction (0.8 by default) of `exp − iat`; `expiry`: no start time known. */
   readonly refreshBasis?: 'warnafter' | 'ratio' | 'expiry';
-  /** `exp − iat` (or `exp − nbf`), in seconds. */
+  /** `exp − iat` (or `exp − nbf`), in seconds; absent when `exp` is not after that start (a nonsense token). */
   readonly lifetimeSeconds?: number;
   /** `exp − now` in seconds at `checkedAt`; negative once expired. */
   readonly expiresInSeconds?: number;
@@ -211,14 +224,14 @@ function fromError(base: Pick<InspectReport, 'path' | 'checkedAt' | 'volume'>, e
   const finding: Finding = {
     level: 'error',
     code: unreadable ? 'unreadable' : code === 'TOKEN_TOO_LARGE' ? 'too-large' : 'malformed',
-    message,
+    message: escapeControlCharacters(message),
   };
   return { ...base, status: unreadable ? 'unreadable' : 'problem', exitCode: unreadable ? 2 : 1, findings: [finding] };
 }
 
 function judge(token: Token, path: string, now: Date, options: InspectReportOptions): Finding[] {
   const findings: Finding[] = [];
-  const add = (level: FindingLevel, code: FindingCode, message: string) => findings.push({ level, code, message });
+  const add = (level: FindingLevel, code: FindingCode, message: string) => findings.push({ level, code, message: escapeControlCharacters(message) });
   const nowMs = now.getTime();
   const exp = token.expiresAt?.getTime();
   const start = (token.issuedAt ?? token.notBefore)?.getTime();
@@ -270,8 +283,43 @@ function judge(token: Token, path: string, now: Date, options: InspectReportOpti
     );
   }
 
-  if (token.warnAfter !== undefined && exp !== undefined) {
-    const requested = start === undefined ? undefined : Math.round((token.warnAfter.getTime() - start) / 1000);
+  // Claims no API server mints together. Whoever wrote the file may be testing, broken or
+  // hostile; either way the times above cannot all be believed.
+  const warn = token.warnAfter?.getTime();
+  const expiresBeforeIssued = exp !== undefined && iat !== undefined && exp <= iat;
+  if (expiresBeforeIssued) {
+    add(
+      'warning',
+      'expires-before-issued',
+      `Its expiry (exp ${formatTime(token.expiresAt!)}) is not after its issue time (iat ${formatTime(token.issuedAt!)}): it was never valid, and it has no lifetime. An API server does not mint such a token: check what writes this file.`,
+    );
+  }
+  // With nbf = iat, as the API server sets it, that is the same fault: say it once.
+  if (exp !== undefined && nbf !== undefined && nbf >= exp && !(expiresBeforeIssued && nbf <= iat!)) {
+    add(
+      'warning',
+      'not-before-after-expiry',
+      `Its not-before time (nbf ${formatTime(token.notBefore!)}) is not before its expiry (exp ${formatTime(token.expiresAt!)}): there is no moment at which it is valid.`,
+    );
+  }
+  if (exp !== undefined && warn !== undefined && warn >= exp) {
+    add(
+      'warning',
+      'warnafter-after-expiry',
+      `Its warnafter (${formatTime(token.warnAfter!)}) is not before its expiry (exp ${formatTime(token.expiresAt!)}): the API server sets warnafter well before an extended exp. podtoken ignores it and refreshes as it would without it.`,
+    );
+  }
+  if (warn !== undefined && iat !== undefined && warn <= iat) {
+    add(
+      'warning',
+      'warnafter-before-issued',
+      `Its warnafter (${formatTime(token.warnAfter!)}) is not after its issue time (iat ${formatTime(token.issuedAt!)}): the API server sets it an hour or so after iat. podtoken looks for a fresh token from warnafter on.`,
+    );
+  }
+
+  const extended = warn !== undefined && exp !== undefined && warn < exp && (start === undefined || warn > start);
+  if (extended) {
+    const requested = start === undefined ? undefined : Math.round((warn - start) / 1000);
     add(
       'note',
       'extended-expiry',
@@ -337,7 +385,7 @@ function summarize(token: Token, now: Date): TokenSummary {
     warnAfter: iso(token.warnAfter),
     refreshAt: iso(token.refreshAt),
     refreshBasis,
-    lifetimeSeconds: exp !== undefined && start !== undefined ? (exp - start) / 1000 : undefined,
+    lifetimeSeconds: exp !== undefined && start !== undefined && exp > start ? (exp - start) / 1000 : undefined,
     expiresInSeconds: exp !== undefined ? (exp - now.getTime()) / 1000 : undefined,
     kubernetes:
       k8s === undefined

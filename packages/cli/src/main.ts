@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { CliIO } from './cliIO.js';
+import { escapeControlCharacters } from './escapeControlCharacters.js';
 
 /** The help text of `podtoken`. */
 export const USAGE = `Usage: podtoken <command> [options]
@@ -9,19 +10,32 @@ See a pod's ServiceAccount tokens, and watch the podtoken SDK keep them fresh.
 Commands:
   inspect [path...]   summarise token files: who, for whom, until when, and what to worry about
   watch [path...]     follow token files live, one line per refresh or error
-  demo                rotate short-lived tokens under load on this machine, no cluster needed
+  demo                how to run the demo (its own package: npx @podtoken/demo)
 
 Options:
   -h, --help          show this help ("podtoken <command> --help" for a command's)
   -v, --version       show the version
 `;
 
-// Loaded on demand: the demo pulls in axios, got and the test kit, which `inspect` and
-// `watch` never need and should not pay for at start-up.
+/** What `podtoken demo` prints: the demo needs axios, got and the test kit, which a pod image should not carry. */
+export const DEMO_MOVED = `podtoken demo: the demo is its own package, @podtoken/demo, so that this command stays
+small enough for a pod image (the demo needs axios, got and the test kit). Run it with:
+
+  npx @podtoken/demo [options]   on any machine with Node >= 20.19
+  pnpm demo [options]            in a clone of the podtoken repository, after pnpm install
+
+Options: --duration <s>, --token-ttl <s>, --rotate-after <f>, --concurrency <n>, --json
+("npx @podtoken/demo --help" says more).
+`;
+
+// Loaded on demand: each command loads only what it uses.
 const COMMANDS: Record<string, (args: readonly string[], io: CliIO) => Promise<number>> = {
   inspect: async (args, io) => (await import('./inspect.js')).runInspect(args, io),
   watch: async (args, io) => (await import('./watch.js')).runWatch(args, io),
-  demo: async (args, io) => (await import('./demo.js')).runDemo(args, io),
+  demo: async (_args, io) => {
+    io.stderr.write(DEMO_MOVED);
+    return 2;
+  },
 };
 
 /**
@@ -48,7 +62,7 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
   }
   const run = COMMANDS[command];
   if (run === undefined) {
-    io.stderr.write(`podtoken: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+    io.stderr.write(`podtoken: unknown command "${escapeControlCharacters(command)}"\n\n${USAGE}`);
     return 2;
   }
   return run(args, io);

@@ -1,5 +1,7 @@
+import { escapeControlCharacters } from './escapeControlCharacters.js';
 import type { Finding, InspectReport } from './inspectReport.js';
 import { formatLifetime, formatRelative, formatTime } from './internal/format.js';
+import { toTerminalSafeJson } from './internal/terminalSafeJson.js';
 import { createStyle, type Style } from './style.js';
 
 /** Options of {@link renderInspectReport}. */
@@ -21,10 +23,16 @@ const KIND_TEXT = {
 } as const;
 
 const LABEL_WIDTH = 18;
+const esc = escapeControlCharacters;
 
 /**
  * The human summary of one {@link InspectReport}: one `label  value` line per fact, then
  * the findings. Relative times count from the report's `checkedAt`. Ends with a newline.
+ *
+ * Claims come from whoever can write the token file: every string from the report (claims,
+ * path, messages) is printed with control characters escaped (see
+ * {@link escapeControlCharacters}), so a token cannot clear the screen, retitle the
+ * terminal, forge a hyperlink or fake a line of the report.
  *
  * @example
  * ```ts
@@ -34,7 +42,7 @@ const LABEL_WIDTH = 18;
 export function renderInspectReport(report: InspectReport, options: RenderInspectOptions = {}): string {
   const style = options.style ?? createStyle({ isTTY: false }, {});
   const now = new Date(report.checkedAt);
-  const lines: string[] = [style.bold(report.path)];
+  const lines: string[] = [style.bold(esc(report.path))];
   const row = (label: string, value: string) => lines.push(`  ${style.dim(label.padEnd(LABEL_WIDTH))}${value}`);
   const when = (iso: string, extra?: string) => {
     const date = new Date(iso);
@@ -43,14 +51,21 @@ export function renderInspectReport(report: InspectReport, options: RenderInspec
 
   const t = report.token;
   if (t !== undefined) {
-    row('kind', KIND_TEXT[t.kind]);
-    if (t.subject !== undefined) row('subject', t.subject);
-    if (t.kind !== 'opaque') row(t.audience.length === 1 ? 'audience' : 'audiences', t.audience.length > 0 ? t.audience.join(', ') : '(none)');
-    if (t.issuer !== undefined) row('issuer', t.issuer);
+    row('kind', (KIND_TEXT as Record<string, string | undefined>)[t.kind] ?? esc(String(t.kind)));
+    if (t.subject !== undefined) row('subject', esc(t.subject));
+    if (t.kind !== 'opaque') {
+      row(t.audience.length === 1 ? 'audience' : 'audiences', t.audience.length > 0 ? t.audience.map(esc).join(', ') : '(none)');
+    }
+    if (t.issuer !== undefined) row('issuer', esc(t.issuer));
     if (t.issuedAt !== undefined) row('issued', when(t.issuedAt));
     if (t.notBefore !== undefined && t.notBefore !== t.issuedAt) row('not before', when(t.notBefore));
     if (t.expiresAt !== undefined) {
-      const lifetime = t.lifetimeSeconds === undefined ? undefined : `lifetime ${formatLifetime(t.lifetimeSeconds * 1000)}`;
+      const lifetime =
+        t.lifetimeSeconds !== undefined
+          ? `lifetime ${formatLifetime(t.lifetimeSeconds * 1000)}`
+          : t.issuedAt !== undefined || t.notBefore !== undefined
+            ? style.yellow(`no lifetime: exp is not after ${t.issuedAt !== undefined ? 'iat' : 'nbf'}`)
+            : undefined;
       row('expires', when(t.expiresAt, lifetime));
     } else {
       row('expires', 'never');
@@ -64,8 +79,8 @@ export function renderInspectReport(report: InspectReport, options: RenderInspec
     );
     const k8s = t.kubernetes;
     if (k8s !== undefined) {
-      const ref = (r: { name: string; uid: string }) => (r.uid === '' ? r.name : `${r.name} ${style.dim(`(uid ${r.uid})`)}`);
-      if (k8s.namespace !== '') row('namespace', k8s.namespace);
+      const ref = (r: { name: string; uid: string }) => (r.uid === '' ? esc(r.name) : `${esc(r.name)} ${style.dim(`(uid ${esc(r.uid)})`)}`);
+      if (k8s.namespace !== '') row('namespace', esc(k8s.namespace));
       row('serviceaccount', ref(k8s.serviceAccount));
       if (k8s.pod !== undefined) row('pod', ref(k8s.pod));
       if (k8s.node !== undefined) row('node', ref(k8s.node));
@@ -77,13 +92,13 @@ export function renderInspectReport(report: InspectReport, options: RenderInspec
   if (v !== undefined) {
     const layout =
       v.layout === 'projected'
-        ? `projected volume (..data -> ${v.dataFolder ?? '?'})`
+        ? `projected volume (..data -> ${esc(v.dataFolder ?? '?')})`
         : v.layout === 'symlink'
-          ? `symlink -> ${v.target ?? '?'}`
+          ? `symlink -> ${esc(v.target ?? '?')}`
           : 'plain file (not a kubelet projected volume)';
-    row('file', `${layout}, mode ${v.mode}`);
+    row('file', `${layout}, mode ${esc(v.mode)}`);
   }
-  if (options.token !== undefined) row('token', style.red(options.token));
+  if (options.token !== undefined) row('token', style.red(esc(options.token)));
 
   const status =
     report.status === 'healthy'
@@ -96,23 +111,30 @@ export function renderInspectReport(report: InspectReport, options: RenderInspec
   return `${lines.join('\n')}\n`;
 }
 
-/** The `--json` output for several reports: `{ exitCode, files: [...] }`, with `tokens` (same order) only for `--show-token`. */
+/**
+ * The `--json` output for several reports: `{ exitCode, files: [...] }`, with `tokens` (same
+ * order) only for `--show-token`. Valid JSON that parses to the reports as they are; the
+ * characters a terminal may act on (C1 controls, bidi overrides…) are written as `\uXXXX`
+ * escapes, so printing it is safe too.
+ */
 export function renderInspectJson(reports: readonly InspectReport[], exitCode: number, tokens?: ReadonlyArray<string | undefined>): string {
   const files = reports.map((report, i) => {
     const value = tokens?.[i];
     return value === undefined || report.token === undefined ? report : { ...report, token: { ...report.token, value } };
   });
-  return `${JSON.stringify({ exitCode, files }, null, 2)}\n`;
+  return `${toTerminalSafeJson({ exitCode, files }, 2)}\n`;
 }
 
 function renderFinding(finding: Finding, style: Style): string {
   switch (finding.level) {
     case 'error':
-      return `${style.red(`✗ ${finding.code}`)}: ${finding.message}`;
+      return `${style.red(`✗ ${esc(finding.code)}`)}: ${esc(finding.message)}`;
     case 'warning':
-      return `${style.yellow(`! ${finding.code}`)}: ${finding.message}`;
+      return `${style.yellow(`! ${esc(finding.code)}`)}: ${esc(finding.message)}`;
     case 'note':
-      return `${style.cyan(`· ${finding.code}`)}: ${finding.message}`;
+      return `${style.cyan(`· ${esc(finding.code)}`)}: ${esc(finding.message)}`;
+    default:
+      return `? ${esc(String((finding as Finding).code))}: ${esc(String((finding as Finding).message))}`;
   }
 }
 

@@ -1,8 +1,10 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_TOKEN_PATH, FileTokenSource, type Token, type TokenErrorCode, type TokenKind, type TokenSourceError } from '@podtoken/core';
 import type { CliIO } from './cliIO.js';
+import { escapeControlCharacters as esc } from './escapeControlCharacters.js';
 import { HELP_OPTION, usageFailure } from './internal/args.js';
 import { formatTime, formatTimestamp, formatTtl } from './internal/format.js';
+import { toTerminalSafeJson } from './internal/terminalSafeJson.js';
 import { createStyle, type Style } from './style.js';
 
 /** The help text of `podtoken watch`. */
@@ -10,6 +12,7 @@ export const WATCH_USAGE = `Usage: podtoken watch [options] [path...]
 
 Follows token files the way the SDK does (FileTokenSource: folder events, refresh timer,
 poll) and prints one line per token loaded or error, until Ctrl+C (SIGINT) or SIGTERM.
+A file that is not there yet is waited for ("waiting"), however long it takes.
 An error that repeats with the same code is printed once, until the file changes.
 
 Arguments:
@@ -24,13 +27,14 @@ Exit codes: 0 when stopped by a signal, 2 usage error.
 `;
 
 /**
- * One line of `podtoken watch`: a token loaded (`load` for the first, `refresh` after) or an
- * error the source reported. Never holds the token.
+ * One line of `podtoken watch`: a token loaded (`load` for the first, `refresh` after), a
+ * file not there yet (`waiting`: no token was loaded from it so far), or an error the
+ * source reported. Never holds the token.
  */
 export interface WatchEvent {
   /** When it happened (ISO 8601). */
   readonly time: string;
-  readonly event: 'load' | 'refresh' | 'error';
+  readonly event: 'load' | 'refresh' | 'waiting' | 'error';
   /** The token file (absolute). */
   readonly path: string;
   readonly kind?: TokenKind;
@@ -40,7 +44,7 @@ export interface WatchEvent {
   readonly ttlSeconds?: number;
   /** When the source will look for the next token. */
   readonly refreshAt?: string;
-  /** `error` events: the `TokenSourceError` code and message. */
+  /** `waiting` and `error` events: the `TokenSourceError` code and message (control characters escaped). */
   readonly code?: TokenErrorCode;
   readonly message?: string;
 }
@@ -79,7 +83,7 @@ export async function runWatch(args: readonly string[], io: CliIO): Promise<numb
   const paths = positionals.length > 0 ? positionals : [DEFAULT_TOKEN_PATH];
   const now = io.now ?? Date.now;
   const style = createStyle(io.stdout, io.env);
-  const print = (event: WatchEvent) => io.stdout.write(values.json ? `${JSON.stringify(event)}\n` : renderWatchEvent(event, style));
+  const print = (event: WatchEvent) => io.stdout.write(values.json ? `${toTerminalSafeJson(event)}\n` : renderWatchEvent(event, style));
 
   const sources = paths.map(
     (path) =>
@@ -97,22 +101,41 @@ export async function runWatch(args: readonly string[], io: CliIO): Promise<numb
     source.onError((error) => {
       if (lastError.get(source.path) === error.code) return;
       lastError.set(source.path, error.code);
-      print(errorEvent(source.path, error, now()));
+      // Before the first token, a missing file is what a pod looks like until the kubelet
+      // has mounted the volume: say so, and wait. Once a token was loaded it is an error.
+      const waiting = error.code === 'TOKEN_FILE_MISSING' && source.current === undefined;
+      print(errorEvent(waiting ? 'waiting' : 'error', source.path, error, now()));
     });
   }
   io.stderr.write(`podtoken watch: following ${paths.length} file${paths.length === 1 ? '' : 's'}; Ctrl+C to stop.\n`);
 
-  await aborted(io.signal);
+  // Runs until stopped, whatever the files do. A source holds the event loop only through
+  // its folder watcher (its retry timers are unref()ed so that an app can exit), and a
+  // folder that is not mounted yet, or was removed, has none: without this handle the
+  // process would exit while it waits.
+  const keepAlive = setInterval(() => {}, 2 ** 30);
+  try {
+    await aborted(io.signal);
+  } finally {
+    clearInterval(keepAlive);
+  }
   await Promise.all(sources.map((source) => source.close()));
   io.stderr.write('podtoken watch: stopped.\n');
   return 0;
 }
 
-/** The human line for a {@link WatchEvent}, with a newline. */
+/**
+ * The human line for a {@link WatchEvent}, with a newline. Every string in it (path, kind,
+ * code, message) is printed with control characters escaped: a token file's content must
+ * not be able to act on the terminal.
+ */
 export function renderWatchEvent(event: WatchEvent, style: Style = createStyle({ isTTY: false }, {})): string {
-  const head = `${style.dim(event.time)}  ${event.event === 'error' ? style.red(event.event.padEnd(7)) : style.green(event.event.padEnd(7))}  ${event.path}`;
-  if (event.event === 'error') return `${head}  ${style.red(event.code ?? 'ERROR')}  ${event.message ?? ''}\n`;
-  const parts = [event.kind ?? '?'];
+  const name = esc(String(event.event)).padEnd(7);
+  const colour = event.event === 'load' || event.event === 'refresh' ? style.green : event.event === 'waiting' ? style.yellow : style.red;
+  const head = `${style.dim(esc(event.time))}  ${colour(name)}  ${esc(event.path)}`;
+  if (event.event === 'waiting') return `${head}  ${colour(esc(event.code ?? 'TOKEN_FILE_MISSING'))}  ${esc(event.message ?? '')} Waiting for it to appear.\n`;
+  if (event.event !== 'load' && event.event !== 'refresh') return `${head}  ${colour(esc(event.code ?? 'ERROR'))}  ${esc(event.message ?? '')}\n`;
+  const parts = [esc(event.kind ?? '?')];
   if (event.expiresAt !== undefined && event.ttlSeconds !== undefined) {
     parts.push(`expires ${formatTime(new Date(event.expiresAt))}`, `ttl ${formatTtl(event.ttlSeconds * 1000)}`);
   } else {
@@ -135,8 +158,8 @@ function tokenEvent(event: 'load' | 'refresh', path: string, token: Token, nowMs
   };
 }
 
-function errorEvent(path: string, error: TokenSourceError, nowMs: number): WatchEvent {
-  return { time: formatTimestamp(new Date(nowMs)), event: 'error', path, code: error.code, message: error.message };
+function errorEvent(event: 'waiting' | 'error', path: string, error: TokenSourceError, nowMs: number): WatchEvent {
+  return { time: formatTimestamp(new Date(nowMs)), event, path, code: error.code, message: esc(error.message) };
 }
 
 function aborted(signal: AbortSignal | undefined): Promise<void> {

@@ -1,12 +1,13 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIssuer } from '@podtoken/testing';
-import { leaks, summaryRow, until } from './helpers.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createIssuer, ProjectedVolume } from '@podtoken/testing';
+import { leaks, until } from './helpers.js';
 
 // The real bin, as `npx podtoken` runs it: built JavaScript, its shebang, and its signal handling.
 // CI builds before testing; locally the build runs here once when dist/ is missing.
@@ -29,6 +30,7 @@ afterAll(async () => {
 interface Run {
   out: () => string;
   err: () => string;
+  running: () => boolean;
   exit: Promise<number | null>;
   kill: (signal: NodeJS.Signals) => void;
 }
@@ -43,7 +45,13 @@ function run(args: string[], env: Record<string, string> = {}): Run {
   // Never leave a child behind when an assertion fails.
   const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
   void exit.then(() => clearTimeout(timer));
-  return { out: () => out, err: () => err, exit, kill: (signal) => child.kill(signal) };
+  return {
+    out: () => out,
+    err: () => err,
+    running: () => child.exitCode === null && child.signalCode === null,
+    exit,
+    kill: (signal) => child.kill(signal),
+  };
 }
 
 describe('the podtoken bin', () => {
@@ -82,23 +90,23 @@ describe('the podtoken bin', () => {
     expect(watch.err()).toContain('stopped');
   });
 
-  it('demo stops on SIGINT, prints its summary, and removes its temporary folder', async () => {
-    const temp = await mkdtemp(join(dir, 'tmp-'));
-    const demo = run(['demo', '--duration', '60', '--token-ttl', '4', '--rotate-after', '0.2', '--concurrency', '1'], { TMPDIR: temp });
+  it('watch on a folder that is not there yet says it is waiting, keeps running, and loads the token once it appears', async () => {
+    const issuer = await createIssuer();
+    const folder = join(dir, 'mounted-later');
+    const watch = run(['watch', join(folder, 'vault-token')]);
     try {
-      await until(() => /^\[ *\d+\.\ds\] rotations/m.test(demo.out()), 'a progress line', 15_000);
-      expect(await readdir(temp)).toHaveLength(1); // podtoken-demo-XXXXXX
+      await until(() => /waiting/i.test(watch.out()), 'a line saying it waits', 15_000);
+      // Nothing else keeps the process alive: no folder to watch, no file, only retries.
+      await sleep(1500);
+      expect(watch.running()).toBe(true);
+      const token = await issuer.mint({ audience: 'vault', expirationSeconds: 600 });
+      await new ProjectedVolume({ dir: folder }).write({ 'vault-token': token });
+      await until(() => watch.out().includes(' load '), 'the load line', 20_000);
+      expect(leaks(watch.out() + watch.err(), token)).toBe(false);
     } finally {
-      demo.kill('SIGINT');
+      watch.kill('SIGTERM');
     }
-    const code = await demo.exit;
-    if (code !== 0) console.log('demo output (holds no token):', demo.out(), demo.err());
-    expect(code).toBe(0);
-    const out = demo.out();
-    expect(out).toContain('(interrupted)');
-    const total = summaryRow(out, 'total')!;
-    expect(total[0]).toBeGreaterThan(0);
-    expect(summaryRow(out, 'server')).toEqual(total.slice(0, 4));
-    expect(await readdir(temp)).toEqual([]);
+    expect(await watch.exit).toBe(0);
+    expect(watch.out()).toMatch(/ {2}load {5}\S+mounted-later\/vault-token {2}bound {2}expires /);
   });
 });

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import type { CliIO } from '../src/cliIO.js';
 
 /** A CliIO that collects what a command writes. Tests assert on it with booleans, so a failure never prints a token. */
@@ -36,13 +37,8 @@ export async function until(check: () => boolean, what: string, timeout = 10_000
   }
 }
 
-/** The numbers of a row of the demo's summary table (`total`, `server`, `axios`…). */
-export function summaryRow(text: string, name: string): number[] | undefined {
-  const line = text.split('\n').find((l) => l.trimStart().startsWith(`${name} `));
-  return line
-    ?.trim()
-    .split(/\s+/)
-    .slice(1)
-    .filter((cell) => cell !== '-')
-    .map(Number);
+/** How to run pnpm 10 here: the one on PATH, or through npx as .ci/run does on a machine without it. */
+export function pnpmCommand(): [string, ...string[]] {
+  const probe = spawnSync('pnpm', ['--version'], { encoding: 'utf8' });
+  return probe.status === 0 && probe.stdout.startsWith('10.') ? ['pnpm'] : ['npx', '--yes', 'pnpm@10'];
 }

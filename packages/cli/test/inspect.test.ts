@@ -166,6 +166,46 @@ describe('podtoken inspect', () => {
     expect(codes(stale)).toEqual(['warning:past-refresh']);
   });
 
+  it('warns about times no API server mints together instead of showing a lifetime for them', async () => {
+    const iat = (NOW - MIN) / 1000;
+    const k8s = (extra: object) => ({
+      namespace: 'default',
+      serviceaccount: { name: 'default', uid: '2c7a4f0e-0000-4000-8000-000000000001' },
+      pod: { name: 'app-0', uid: '2c7a4f0e-0000-4000-8000-000000000002' },
+      ...extra,
+    });
+    const nonsense = {
+      expBeforeIat: { exp: iat - 60 },
+      expEqualsIat: { exp: iat },
+      nbfAfterExp: { nbf: iat + 7200, exp: iat + 3600 },
+      warnafterAfterExp: { exp: iat + 3600, 'kubernetes.io': k8s({ warnafter: iat + 7200 }) },
+      warnafterBeforeIat: { exp: iat + 3600, 'kubernetes.io': k8s({ warnafter: iat - 60 }) },
+    };
+    for (const [name, claims] of Object.entries(nonsense)) {
+      await put(name, await issuer.mint({ audience: 'vault', issuedAt: new Date(NOW - MIN), claims }));
+    }
+    const { out, code } = await inspect(...Object.keys(nonsense).map((name) => files[name]!));
+    expect(code).toBe(1);
+    // exp a minute before iat used to print "lifetime 1m".
+    expect(out).not.toMatch(/lifetime 1m\)/);
+    expect(out).toContain(`expires           ${iso(NOW - 2 * MIN)} (2m ago; no lifetime: exp is not after iat)`);
+    expect(out).toContain(`expires           ${iso(NOW - MIN)} (1m ago; no lifetime: exp is not after iat)`);
+    for (const name of Object.keys(nonsense)) expect(leaks(out, tokens[name]!)).toBe(false);
+
+    const { reports } = await inspectJson(...Object.keys(nonsense).map((name) => files[name]!));
+    const [expBeforeIat, expEqualsIat, nbfAfterExp, warnafterAfterExp, warnafterBeforeIat] = reports;
+    // Said once, even though nbf = iat is also not before exp.
+    expect(codes(expBeforeIat)).toEqual(['error:expired', 'warning:expires-before-issued']);
+    expect(expBeforeIat?.token?.lifetimeSeconds).toBeUndefined();
+    expect(expBeforeIat?.findings[1]?.message).toContain(`is not after its issue time (iat ${iso(NOW - MIN)})`);
+    expect(codes(expEqualsIat)).toEqual(['error:expired', 'warning:expires-before-issued']);
+    expect(codes(nbfAfterExp)).toEqual(['error:not-yet-valid', 'warning:not-before-after-expiry']);
+    // Not an extended token: podtoken ignores a warnafter at or past exp and refreshes at 80 %.
+    expect(codes(warnafterAfterExp)).toEqual(['warning:warnafter-after-expiry']);
+    expect(warnafterAfterExp?.token?.refreshBasis).toBe('ratio');
+    expect(codes(warnafterBeforeIat)).toEqual(['warning:past-refresh', 'warning:warnafter-before-issued']);
+  });
+
   it('checks the audience asked for with --audience', async () => {
     const ok = await inspect('--audience', 'vault', files['short']!);
     expect(ok.code).toBe(0);

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,17 +55,37 @@ describe('podtoken watch', () => {
     expect(io.err()).toContain('stopped');
   });
 
-  it('prints an error line with the code for a file that is not there', async () => {
+  it('says it is waiting for a file that is not there yet; once a token was loaded, a missing file is an error', async () => {
     const controller = new AbortController();
     const io = capture({ signal: controller.signal });
-    const running = main(['watch', join(dir, 'missing', 'token')], io);
+    const plain = join(dir, 'plain-token');
+    await writeFile(plain, await issuer.mint({ audience: 'vault', expirationSeconds: 600 }));
+    const running = main(['watch', join(dir, 'missing', 'token'), plain], io);
     try {
-      await until(() => io.out().includes('TOKEN_FILE_MISSING'), 'the error line');
+      await until(() => io.out().includes('TOKEN_FILE_MISSING') && io.out().includes(' load '), 'the waiting and load lines');
+      await rm(plain);
+      await until(() => lines(io.out()).some((line) => line.includes('  error ')), 'the error line');
     } finally {
       controller.abort();
     }
     expect(await running).toBe(0);
-    expect(lines(io.out())[0]).toMatch(/^\S+Z {2}error {4}\S+missing\/token {2}TOKEN_FILE_MISSING {2}Token file .* does not exist/);
+    const waiting = lines(io.out()).find((line) => line.includes('missing/token'));
+    expect(waiting).toMatch(/^\S+Z {2}waiting {2}\S+missing\/token {2}TOKEN_FILE_MISSING {2}Token file .* does not exist.* Waiting for it to appear\.$/);
+    const error = lines(io.out()).find((line) => line.includes('  error '));
+    expect(error).toMatch(/^\S+Z {2}error {4}\S+plain-token {2}TOKEN_FILE_MISSING {2}Token file .* does not exist/);
+  });
+
+  it('gives the waiting event in --json too', async () => {
+    const controller = new AbortController();
+    const io = capture({ signal: controller.signal });
+    const running = main(['watch', '--json', join(dir, 'missing', 'token')], io);
+    try {
+      await until(() => io.out().includes('TOKEN_FILE_MISSING'), 'the waiting line');
+    } finally {
+      controller.abort();
+    }
+    expect(await running).toBe(0);
+    expect(JSON.parse(lines(io.out())[0]!)).toMatchObject({ event: 'waiting', code: 'TOKEN_FILE_MISSING', path: join(dir, 'missing', 'token') });
   });
 
   it('exits 2 on a usage error', async () => {

@@ -1,36 +1,9 @@
 import type { CliIO } from '../cliIO.js';
+import { escapeControlCharacters } from '../escapeControlCharacters.js';
 
 /** A command-line mistake: the command prints it with a hint and exits 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
-}
-
-/** A positive number of seconds from an option (`--duration 2.5`), or a {@link UsageError}. */
-export function seconds(value: string | undefined, name: string, fallback: number, { min = 0.1, max = 86_400 } = {}): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be a number of seconds from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-/** A fraction in (0, 1] from an option (`--rotate-after 0.5`), or a {@link UsageError}. */
-export function fraction(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (value.trim() === '' || !(n > 0 && n <= 1)) throw new UsageError(`--${name} must be a number in (0, 1], got ${JSON.stringify(value)}`);
-  return n;
-}
-
-/** A whole number from an option (`--concurrency 4`), or a {@link UsageError}. */
-export function integer(value: string | undefined, name: string, fallback: number, { min = 1, max = 64 } = {}): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return n;
 }
 
 /** Prints a {@link UsageError} or a `util.parseArgs` error and returns 2; rethrows anything else. */
@@ -40,7 +13,7 @@ export function usageFailure(error: unknown, command: string, io: CliIO): 2 {
   if (!(error instanceof UsageError) && !fromParseArgs) throw error;
   // parseArgs' messages are clear ("Unknown option '--jsn'") but end with advice about "--".
   const message = (error as Error).message.replace(/\. To specify a positional.*$/s, '.');
-  io.stderr.write(`podtoken ${command}: ${message}\nRun "podtoken ${command} --help" for usage.\n`);
+  io.stderr.write(`podtoken ${command}: ${escapeControlCharacters(message)}\nRun "podtoken ${command} --help" for usage.\n`);
   return 2;
 }
 

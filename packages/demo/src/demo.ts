@@ -19,13 +19,13 @@ import {
 } from '@podtoken/testing';
 import axios, { AxiosHeaders, type AxiosAdapter } from 'axios';
 import got from 'got';
-import type { CliIO } from './cliIO.js';
+import type { DemoIO } from './demoIO.js';
 import { HELP_OPTION, UsageError, fraction, integer, seconds, usageFailure } from './internal/args.js';
 import { formatMs, formatTable } from './internal/format.js';
-import { createStyle, type Style } from './style.js';
+import { createStyle, printable, type Style } from './internal/style.js';
 
-/** The help text of `podtoken demo`. */
-export const DEMO_USAGE = `Usage: podtoken demo [options]
+/** The help text of `podtoken-demo`. */
+export const DEMO_USAGE = `Usage: podtoken-demo [options]
 
 Runs the whole story on this machine, no cluster needed: a token issuer, a fake kubelet
 writing short-lived tokens into a temporary projected volume (the real atomic-writer
@@ -391,7 +391,7 @@ export async function runDemoScenario(options: DemoOptions = {}): Promise<DemoRe
 }
 
 /**
- * `podtoken demo`: runs {@link runDemoScenario} with a live display (redrawn on a
+ * `podtoken-demo`: runs {@link runDemoScenario} with a live display (redrawn on a
  * terminal, a line a second or two otherwise), then prints the summary table. Returns 0
  * only when the result `passed`.
  *
@@ -400,7 +400,7 @@ export async function runDemoScenario(options: DemoOptions = {}): Promise<DemoRe
  * process.exitCode = await runDemo(['--duration', '5'], { stdout: process.stdout, stderr: process.stderr });
  * ```
  */
-export async function runDemo(args: readonly string[], io: CliIO): Promise<number> {
+export async function runDemo(args: readonly string[], io: DemoIO): Promise<number> {
   let options: Required<Pick<DemoOptions, 'duration' | 'tokenTtl' | 'rotateAfter' | 'concurrency'>>;
   let json: boolean;
   try {
@@ -430,7 +430,7 @@ export async function runDemo(args: readonly string[], io: CliIO): Promise<numbe
     };
     json = values.json === true;
   } catch (error) {
-    return usageFailure(error, 'demo', io);
+    return usageFailure(error, io);
   }
 
   const style = createStyle(io.stdout, io.env);
@@ -449,7 +449,7 @@ export async function runDemo(args: readonly string[], io: CliIO): Promise<numbe
   };
   if (!json) {
     io.stdout.write(
-      `podtoken demo: ${options.duration} s of requests through axios, got and fetch (${options.concurrency} in flight each); ` +
+      `podtoken-demo: ${options.duration} s of requests through axios, got and fetch (${options.concurrency} in flight each); ` +
         `tokens live ${options.tokenTtl} s and the fake kubelet replaces them after ${Math.round(options.rotateAfter * 100)} %.\n`,
     );
     if (live) io.stdout.write('\x1b[?25l');
@@ -464,7 +464,7 @@ export async function runDemo(args: readonly string[], io: CliIO): Promise<numbe
       ...(io.signal === undefined ? {} : { signal: io.signal }),
     });
   } catch (error) {
-    io.stderr.write(`podtoken demo: failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr.write(`podtoken-demo: failed: ${printable(error instanceof Error ? error.message : String(error))}\n`);
     return 1;
   } finally {
     if (live) io.stdout.write('\x1b[?25h');
@@ -620,7 +620,7 @@ function renderLive(p: DemoProgress, options: { duration: number }, style: Style
   ];
 }
 
-/** The summary table printed at the end of `podtoken demo`. */
+/** The summary table printed at the end of `podtoken-demo`. */
 function renderDemoSummary(r: DemoResult, style: Style): string {
   const row = (s: DemoClientStats) => [s.client, String(s.requests), String(s.ok), String(s.unauthorized), String(s.withoutToken), String(s.errors)];
   const serverTotal = r.server.ok + r.server.unauthorized + r.server.missing;
@@ -656,7 +656,7 @@ function renderDemoSummary(r: DemoResult, style: Style): string {
     );
   }
   const codes = Object.entries(r.total.errorCodes);
-  if (codes.length > 0) lines.push(`  errors           ${codes.map(([code, n]) => `${code} ×${n}`).join(', ')}`);
+  if (codes.length > 0) lines.push(`  errors           ${codes.map(([code, n]) => `${printable(code)} ×${n}`).join(', ')}`);
   if (r.total.other > 0) lines.push(`  other statuses   ${r.total.other}`);
   lines.push(
     `  counts           ${r.countsMatch ? style.green("client totals equal the server's own counts ✓") : style.red("client totals DIFFER from the server's own counts ✗")}`,

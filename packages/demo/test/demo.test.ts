@@ -1,15 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { runDemoScenario } from '../src/demo.js';
-import { main } from '../src/main.js';
+import { runDemo, runDemoScenario } from '../src/demo.js';
 import { capture, summaryRow } from './helpers.js';
 
-describe('podtoken demo', () => {
+describe('podtoken-demo', () => {
   it('rotates short-lived tokens under load to a zero-failure summary whose counts equal the server', async () => {
     const io = capture();
     // A rotation every 0.8 s, as with 1 s tokens, but each token outlives its rotation by
     // 3.2 s rather than 0.2 s: a busy CI machine may delay the fake kubelet's timer by a
     // second or more, and that must not fail this test (the demo reports it, though).
-    const code = await main(['demo', '--duration', '3', '--token-ttl', '4', '--rotate-after', '0.2', '--concurrency', '1'], io);
+    const code = await runDemo(['--duration', '3', '--token-ttl', '4', '--rotate-after', '0.2', '--concurrency', '1'], io);
     const out = io.out();
     if (code !== 0) console.log('demo output (holds no token):', out, io.err());
     expect(io.err()).toBe('');
@@ -57,10 +56,17 @@ describe('podtoken demo', () => {
 
   it('exits 2 on a bad option', async () => {
     const io = capture();
-    expect(await main(['demo', '--duration', 'soon'], io)).toBe(2);
+    expect(await runDemo(['--duration', 'soon'], io)).toBe(2);
     expect(io.err()).toContain('--duration must be a number of seconds');
-    expect(await main(['demo', '--concurrency', '0'], capture())).toBe(2);
-    expect(await main(['demo', '--rotate-after', '1.5'], capture())).toBe(2);
-    expect(await main(['demo', 'extra'], capture())).toBe(2);
+    expect(await runDemo(['--concurrency', '0'], capture())).toBe(2);
+    expect(await runDemo(['--rotate-after', '1.5'], capture())).toBe(2);
+    expect(await runDemo(['extra'], capture())).toBe(2);
+    // What was typed is echoed with its control characters escaped.
+    for (const args of [['--duration', '5\x1b]0;pwned\x07'], ['--pwned\x9b2J']]) {
+      const hostile = capture();
+      expect(await runDemo(args, hostile)).toBe(2);
+      expect(hostile.err()).toContain('pwned');
+      expect(/\p{Cc}/u.test(hostile.err().replaceAll('\n', ''))).toBe(false);
+    }
   });
 });
