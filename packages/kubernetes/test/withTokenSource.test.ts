@@ -12,7 +12,7 @@ function sourceOf(value: string): TokenSource {
 }
 
 for (const flavor of FLAVORS) {
-  describe.runIf(flavor.supported)(`withTokenSource with ${flavor.name}`, () => {
+  describe.runIf(flavor.supported)(`withTokenSource with ${flavor.title}`, () => {
     let k8s: ClientNode;
 
     async function configWith(user: Record<string, unknown>, server = 'https://127.0.0.1:6443') {
