@@ -30,8 +30,8 @@ export interface Plan {
  * (plain http). A case is a namespace name: `/api/v1/namespaces/<case>/…` on A answers the
  * case's redirect status towards the case's kind of target; the target answers like the API
  * server would (a PodList, a watch stream of one event, a log line). `back-to-origin` goes
- * A → B → A. A also answers WebSocket upgrades (Exec, Attach…): namespace `refuse` gets a 403,
- * any other a 101.
+ * A → B → A. Namespace `unauthorized` gets a 401. A also answers WebSocket upgrades (Exec,
+ * Attach…): namespace `refuse` gets a 403, any other a 101.
  */
 export interface RedirectLab {
   /** A's URL: the kubeconfig's server. */
@@ -71,6 +71,11 @@ export async function startRedirectLab(tls: TestServerCert, bearer: string): Pro
       const hop = Number(url.searchParams.get('hop') ?? '1');
       const at = server === 'B' && (request.headers.host ?? '').startsWith('localhost') ? 'H' : server;
       record(name, { at, hop, authorization: authorizationOf(request) });
+      if (name === 'unauthorized') {
+        const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Unauthorized', code: 401 });
+        response.writeHead(401, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+        return;
+      }
       if (plan === undefined) {
         response.writeHead(404).end();
         return;

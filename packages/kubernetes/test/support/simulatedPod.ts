@@ -20,6 +20,8 @@ export interface Flavor {
   readonly supported: boolean;
   /** A suite title that says, when the flavor is skipped, why. */
   readonly title: string;
+  /** How this package's tests import it. */
+  readonly specifier: string;
   /** The copy `@podtoken/kubernetes` itself imports (then loadInCluster needs no `kubeConfig`). */
   readonly isDefault: boolean;
   load(): Promise<ClientNode>;
@@ -28,7 +30,7 @@ export interface Flavor {
 export const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 
 export const FLAVORS: readonly Flavor[] = [
-  { name: 'client-node 1.4.0', supported: true, title: 'client-node 1.4.0', isDefault: true, load: async () => clientNode },
+  { name: 'client-node 1.4.0', supported: true, title: 'client-node 1.4.0', specifier: '@kubernetes/client-node', isDefault: true, load: async () => clientNode },
   {
     name: 'client-node 2.0.1',
     supported: NODE_MAJOR >= 22,
@@ -36,6 +38,7 @@ export const FLAVORS: readonly Flavor[] = [
       NODE_MAJOR >= 22
         ? 'client-node 2.0.1'
         : `client-node 2.0.1 (skipped: it needs Node >= 22, its undici 8 does not load on Node ${process.versions.node}; run with npx --yes node@24 node_modules/vitest/vitest.mjs)`,
+    specifier: 'client-node-v2',
     isDefault: false,
     load: async () => (await import('client-node-v2')) as unknown as ClientNode,
   },
