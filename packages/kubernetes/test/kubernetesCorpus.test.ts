@@ -4,13 +4,14 @@ import { staticTokenSource } from '@podtoken/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTokenSource } from '../src/index.js';
 import { createCa, issueServerCert } from './support/pki.js';
-import { HOP_KINDS, REDIRECT_STATUSES, startRedirectLab, type HopKind, type RedirectLab } from './support/redirectLab.js';
+import { HOP_KINDS, LAB_NAMES, REDIRECT_STATUSES, startRedirectLab, type HopKind, type RedirectLab } from './support/redirectLab.js';
 import { renderingsHolding } from './support/renderings.js';
 import { FLAVORS, type ClientNode } from './support/simulatedPod.js';
 
 // The adversarial corpus for @kubernetes/client-node: an API server (A) answers the first
 // request of each case with a redirect (301, 302, 303, 307, 308) to another port of its host
-// (B), another host name (localhost), plain http, or to B which sends the client back to A.
+// (B), another host name (localhost), a subdomain of its name (api.lab.test → evil.api.lab.test,
+// through a CONNECT proxy that resolves them), plain http, or to B which sends the client back to A.
 // Each case runs through an API client call, a Watch and a Log, with client-node 1.4.0
 // (node-fetch 2) and 2.0.1 (undici), with podtoken and, for comparison, with client-node's own
 // static-token user. `origins` lists every lab origin, so only the redirect rule can keep the
@@ -61,7 +62,7 @@ for (const flavor of FLAVORS) {
       k8s = await flavor.load();
       const ca = createCa('podtoken-corpus-ca');
       caData = Buffer.from(ca.certPem).toString('base64');
-      lab = await startRedirectLab(issueServerCert(ca), `Bearer ${TOKEN}`);
+      lab = await startRedirectLab(issueServerCert(ca, [LAB_NAMES.api, LAB_NAMES.subdomain]), `Bearer ${TOKEN}`);
     });
 
     afterAll(async () => {
@@ -81,17 +82,19 @@ for (const flavor of FLAVORS) {
       const line = (cell: string[]) => cell.map((value, column) => value.padEnd(widths[column]!)).join(' | ');
       console.log(
         [
-          `[${flavor.name}] where the token went (A = the API server, B = another port, H = another host, S = plain http; #hop):`,
+          `[${flavor.name}] where the token went (A = the API server, B = another port, H = another host, D = a subdomain, S = plain http; #hop):`,
           line(header),
           ...cells.map(line),
         ].join('\n'),
       );
     });
 
-    function kubeConfig(user: Record<string, unknown>) {
+    // The subdomain case needs names: the API server is reached as api.lab.test through the lab's proxy.
+    function kubeConfig(user: Record<string, unknown>, kind: HopKind) {
       const config = new k8s.KubeConfig();
+      const cluster = kind === 'subdomain' ? { server: lab.namedOrigin, proxyUrl: lab.proxy } : { server: lab.origin };
       config.loadFromOptions({
-        clusters: [{ name: 'lab', server: lab.origin, caData, skipTLSVerify: false }],
+        clusters: [{ name: 'lab', ...cluster, caData, skipTLSVerify: false }],
         users: [{ name: 'u', ...user }],
         contexts: [{ name: 'lab', cluster: 'lab', user: 'u' }],
         currentContext: 'lab',
@@ -127,7 +130,7 @@ for (const flavor of FLAVORS) {
     async function runCase(status: number, kind: HopKind, helper: Helper, auth: Row['with']): Promise<Row> {
       const name = `case-${++counter}`;
       lab.plan(name, { status, kind });
-      const config = kubeConfig(auth === 'podtoken' ? {} : { token: TOKEN });
+      const config = kubeConfig(auth === 'podtoken' ? {} : { token: TOKEN }, kind);
       if (auth === 'podtoken') withTokenSource(config, staticTokenSource(TOKEN), { origins: [...lab.origins] });
       let error: unknown;
       try {

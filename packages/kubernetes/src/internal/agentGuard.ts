@@ -41,7 +41,11 @@ export function guardAgent<A>(agent: A, binding: Binding, followsRedirects: bool
         allowed = chain.allows(url ?? 'invalid:') && allowed;
       }
       if (allowed) redactOnceWritten(request);
-      else request.removeHeader('authorization');
+      else if (request.headersSent) {
+        // Stored already (an `Expect` header makes Node build it in the constructor): the
+        // header can no longer be taken out, so the request must not leave at all.
+        throw new TypeError(`@podtoken/kubernetes: refused to send the token to ${url?.origin ?? 'an unknown destination'}`);
+      } else request.removeHeader('authorization');
       if (options.headers !== undefined) {
         const { headers: _headers, ...rest } = options;
         options = rest;

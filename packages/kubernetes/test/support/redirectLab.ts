@@ -1,18 +1,25 @@
 import { createHash } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import type { TestServerCert } from './pki.js';
 
 /** Where a redirect sends the client next. */
-export type HopKind = 'port' | 'host' | 'scheme' | 'back-to-origin';
-export const HOP_KINDS: readonly HopKind[] = ['port', 'host', 'scheme', 'back-to-origin'];
+export type HopKind = 'port' | 'host' | 'subdomain' | 'scheme' | 'back-to-origin';
+export const HOP_KINDS: readonly HopKind[] = ['port', 'host', 'subdomain', 'scheme', 'back-to-origin'];
+
+/**
+ * DNS names the lab serves through its CONNECT proxy (no resolver knows them): the API server
+ * as a name, and a subdomain of it (node-fetch 2 keeps `Authorization` on a redirect to a
+ * subdomain). The lab's certificate must hold both.
+ */
+export const LAB_NAMES = { api: 'api.lab.test', subdomain: 'evil.api.lab.test' } as const;
 export const REDIRECT_STATUSES = [301, 302, 303, 307, 308] as const;
 
 /** One request as a lab server saw it. Says whether it carried the token, never the token. */
 export interface Hop {
-  /** `A` the API server (the kubeconfig's server), `B` another port of the same host, `H` another host name (localhost), `S` plain http. */
-  readonly at: 'A' | 'B' | 'H' | 'S';
+  /** `A` the API server (the kubeconfig's server), `B` another port of the same host, `H` another host name (localhost), `D` a subdomain of the API server's name, `S` plain http. */
+  readonly at: 'A' | 'B' | 'H' | 'D' | 'S';
   readonly hop: number;
   /** `token`: the bearer under test; `other`: some other Authorization; `none`. */
   readonly authorization: 'token' | 'other' | 'none';
@@ -26,7 +33,8 @@ export interface Plan {
 
 /**
  * Three servers on 127.0.0.1 (ephemeral ports) for redirect cases: A (https, the API server),
- * B (https, another port; also reached as `https://localhost:<port>`, another host) and S
+ * B (https, another port; also reached as `https://localhost:<port>`, another host, and as
+ * `https://evil.api.lab.test:<port>`, a subdomain of A's name, through the lab's proxy) and S
  * (plain http). A case is a namespace name: `/api/v1/namespaces/<case>/…` on A answers the
  * case's redirect status towards the case's kind of target; the target answers like the API
  * server would (a PodList, a watch stream of one event, a log line). `back-to-origin` goes
@@ -36,7 +44,11 @@ export interface Plan {
 export interface RedirectLab {
   /** A's URL: the kubeconfig's server. */
   readonly origin: string;
-  /** Every lab origin (A, B, localhost:B, S). */
+  /** A's URL by name (`https://api.lab.test:<port>`): reach it through {@link proxy}. */
+  readonly namedOrigin: string;
+  /** An HTTP CONNECT proxy (cluster `proxyUrl`) that resolves the {@link LAB_NAMES} to 127.0.0.1. */
+  readonly proxy: string;
+  /** Every lab origin (A, B, localhost:B, S, and both names). */
   readonly origins: readonly string[];
   plan(name: string, plan: Plan): void;
   hops(name: string): readonly Hop[];
@@ -69,7 +81,8 @@ export async function startRedirectLab(tls: TestServerCert, bearer: string): Pro
       const name = match?.[1] ?? '';
       const plan = plans.get(name);
       const hop = Number(url.searchParams.get('hop') ?? '1');
-      const at = server === 'B' && (request.headers.host ?? '').startsWith('localhost') ? 'H' : server;
+      const host = request.headers.host ?? '';
+      const at = server === 'B' && host.startsWith('localhost') ? 'H' : server === 'B' && host.startsWith(LAB_NAMES.subdomain) ? 'D' : server;
       record(name, { at, hop, authorization: authorizationOf(request) });
       if (name === 'unauthorized') {
         const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Unauthorized', code: 401 });
@@ -89,6 +102,7 @@ export async function startRedirectLab(tls: TestServerCert, bearer: string): Pro
         const base = {
           port: `https://127.0.0.1:${portB}`,
           host: `https://localhost:${portB}`,
+          subdomain: `https://${LAB_NAMES.subdomain}:${portB}`,
           scheme: `http://127.0.0.1:${portS}`,
           'back-to-origin': `https://127.0.0.1:${portB}`,
         }[plan.kind];
@@ -134,6 +148,31 @@ export async function startRedirectLab(tls: TestServerCert, bearer: string): Pro
       socket.on('close', () => sockets.delete(socket));
     });
   }
+  // The CONNECT proxy: the only resolver of the lab's names.
+  const proxy = createHttpServer((_request, response) => response.writeHead(405).end());
+  proxy.on('connect', (request: IncomingMessage, client: Socket, head: Buffer) => {
+    const [name = '', port = ''] = (request.url ?? '').split(':');
+    const known = name === '127.0.0.1' || name === 'localhost' || name === LAB_NAMES.api || name === LAB_NAMES.subdomain;
+    if (!known) {
+      client.end('HTTP/1.1 502 Bad Gateway\r\n\r\n');
+      return;
+    }
+    const upstream = connect(Number(port), '127.0.0.1', () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
+  });
+  proxy.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+
   const listen = (server: Server) =>
     new Promise<number>((resolve, reject) => {
       server.once('error', reject);
@@ -142,15 +181,25 @@ export async function startRedirectLab(tls: TestServerCert, bearer: string): Pro
   portA = await listen(a);
   portB = await listen(b);
   portS = await listen(s);
+  const portProxy = await listen(proxy);
 
   return {
     origin: `https://127.0.0.1:${portA}`,
-    origins: [`https://127.0.0.1:${portA}`, `https://127.0.0.1:${portB}`, `https://localhost:${portB}`, `http://127.0.0.1:${portS}`],
+    namedOrigin: `https://${LAB_NAMES.api}:${portA}`,
+    proxy: `http://127.0.0.1:${portProxy}`,
+    origins: [
+      `https://127.0.0.1:${portA}`,
+      `https://127.0.0.1:${portB}`,
+      `https://localhost:${portB}`,
+      `http://127.0.0.1:${portS}`,
+      `https://${LAB_NAMES.api}:${portA}`,
+      `https://${LAB_NAMES.subdomain}:${portB}`,
+    ],
     plan: (name, plan) => void plans.set(name, plan),
     hops: (name) => seen.get(name) ?? [],
     close: async () => {
       for (const socket of sockets) socket.destroy();
-      await Promise.all([a, b, s].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+      await Promise.all([a, b, s, proxy].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     },
   };
 }
