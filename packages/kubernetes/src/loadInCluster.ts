@@ -1,10 +1,13 @@
 import { readFileSync, statSync } from 'node:fs';
-import { isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { FileTokenSource, type TokenSource } from '@podtoken/core';
+import type { Binding } from './internal/binding.js';
 import { CaBundle, isCertificateBundle } from './internal/caBundle.js';
-import { install } from './internal/kubeConfigState.js';
+import { install, uninstall } from './internal/kubeConfigState.js';
+import { loadClientNode } from './internal/loadClientNode.js';
+import { SharedDispatcher } from './internal/sharedDispatcher.js';
 import { NotInClusterError } from './notInClusterError.js';
 
 /** Where the kubelet mounts the default ServiceAccount volume (`token`, `ca.crt`, `namespace`) in every pod. */
@@ -36,7 +39,8 @@ export interface LoadInClusterOptions {
    * The KubeConfig to load into (its clusters, users and contexts are replaced). Pass
    * `new KubeConfig()` from your own copy of `@kubernetes/client-node` when the app has more
    * than one (e.g. 2.x in the app, 1.x resolved here).
-   * @default new KubeConfig() from the `@kubernetes/client-node` this package resolves
+   * @default new KubeConfig() from the `@kubernetes/client-node` this package resolves (loaded on
+   *   first use; a 2.x on Node < 22 throws a {@link ClientNodeVersionError})
    */
   kubeConfig?: KubeConfig;
   /**
@@ -50,14 +54,23 @@ export interface LoadInClusterOptions {
 /** What {@link loadInCluster} returns: a KubeConfig that `await using` closes. */
 export type InClusterKubeConfig = KubeConfig & AsyncDisposable;
 
-const owned = new WeakMap<KubeConfig, () => Promise<void>>();
+/** What one loadInCluster call opened for a KubeConfig. */
+interface Loaded {
+  readonly binding: Binding;
+  close(): Promise<void>;
+}
+
+const owned = new WeakMap<KubeConfig, Loaded>();
 
 /**
  * The in-cluster KubeConfig, like client-node's `loadFromCluster()`, but whose token follows
  * every kubelet rotation within milliseconds, never blocks the event loop, and recovers
  * from a 401; and whose CA follows a `kube-root-ca.crt` change without a restart.
  *
- * - Server: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT` (an IPv6 host in brackets).
+ * - Server: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT` (an IPv6 host in
+ *   brackets). The host must be an IPv4 address, an IPv6 address without a zone id, or a DNS
+ *   name; the port a number from 1 to 65535: anything else (a space, a path, `%eth0`) is named
+ *   in the {@link NotInClusterError}. The token is sent to this origin only.
  * - CA: `ca.crt`, kept in memory; the folder is watched and each new connection uses the
  *   bundle read last (a torn or invalid bundle never replaces a good one).
  * - Token: a `FileTokenSource` on the default path (or `options.source`), plugged in with
@@ -66,10 +79,16 @@ const owned = new WeakMap<KubeConfig, () => Promise<void>>();
  *
  * The files are read once, synchronously, here (start-up); never on a request. The token
  * source and the CA watcher stay open until {@link closeInCluster} (or `await using`); the
- * token source's watcher keeps the process alive until then.
+ * token source's watcher keeps the process alive until then. Loading again into the same
+ * KubeConfig (`kubeConfig`) releases what the previous load opened, its binding and every
+ * agent client-node cached.
  *
- * @throws {@link NotInClusterError} when the environment variables or files are missing,
- *   naming each. `TypeError` for bad options.
+ * With client-node 2.x, every request of this config shares one undici Agent per CA (2.x
+ * alone builds one per request, each keeping its sockets open), closed when the CA changes.
+ *
+ * @throws {@link NotInClusterError} when the environment variables or files are missing or
+ *   unusable, naming each. {@link ClientNodeVersionError} when no `kubeConfig` is given and the
+ *   client-node this package resolves cannot load on this Node. `TypeError` for bad options.
  *
  * @example
  * ```ts
@@ -105,6 +124,9 @@ export function loadInCluster(options: LoadInClusterOptions = {}): InClusterKube
   const host = process.env['KUBERNETES_SERVICE_HOST'];
   const port = process.env['KUBERNETES_SERVICE_PORT'];
   if (!host) missing.push('KUBERNETES_SERVICE_HOST');
+  else if (!isServiceHost(host)) {
+    missing.push(`KUBERNETES_SERVICE_HOST (${JSON.stringify(host)} is not an IP address or a DNS name)`);
+  }
   if (!port) missing.push('KUBERNETES_SERVICE_PORT');
   else if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65_535) {
     missing.push(`KUBERNETES_SERVICE_PORT (${JSON.stringify(port)} is not a port number)`);
@@ -118,9 +140,15 @@ export function loadInCluster(options: LoadInClusterOptions = {}): InClusterKube
   const namespace = readOptional(join(dir, 'namespace'))?.toString('utf8').trim() || undefined;
   const server = `https://${isIPv6(host!) ? `[${host!}]` : host!}:${port!}`;
 
-  const config = kubeConfig ?? new KubeConfig();
-  // Loading into the same KubeConfig again: what the previous load opened is released.
-  owned.get(config)?.().catch(() => {});
+  const config = kubeConfig ?? new (loadClientNode().KubeConfig)();
+  // Loading into the same KubeConfig again: what the previous load opened is released, and
+  // its binding forgotten (its user entry is about to be replaced anyway).
+  const previous = owned.get(config);
+  if (previous !== undefined) {
+    owned.delete(config);
+    uninstall(config, previous.binding);
+    previous.close().catch(() => {});
+  }
   config.loadFromOptions({
     clusters: [{ name: CLUSTER_NAME, server, caData: ca!.toString('base64'), skipTLSVerify: false }],
     users: [{ name: USER_NAME }],
@@ -130,8 +158,10 @@ export function loadInCluster(options: LoadInClusterOptions = {}): InClusterKube
 
   const bundle = new CaBundle(caPath, ca!, { pollInterval: CA_POLL_INTERVAL });
   const source = givenSource ?? new FileTokenSource({ path: tokenPath });
+  const dispatcher = new SharedDispatcher();
+  let binding: Binding;
   try {
-    install(config, source, { retryUnauthorized, origins: undefined, ca: bundle }, 'loadInCluster');
+    binding = install(config, source, { retryUnauthorized, origins: undefined, ca: bundle, dispatcher }, 'loadInCluster');
   } catch (error) {
     bundle.close();
     if (givenSource === undefined) void (source as FileTokenSource).close();
@@ -142,18 +172,21 @@ export function loadInCluster(options: LoadInClusterOptions = {}): InClusterKube
     const cluster = config.clusters.find((entry) => entry.name === CLUSTER_NAME);
     if (cluster !== undefined) (cluster as { caData?: string }).caData = pem.toString('base64');
     // client-node 2.x caches the https.Agent it builds for WebSocket helpers (Exec, Attach,
-    // PortForward) per cluster and user; an agent built with the old CA would keep it.
+    // PortForward) per cluster and user, and podtoken one undici Agent for the rest: an agent
+    // built with the old CA would keep trusting it.
     const agentCache = (config as unknown as { agentCache?: unknown }).agentCache;
     if (agentCache instanceof Map) agentCache.clear();
+    dispatcher.retire();
   });
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       bundle.close();
+      dispatcher.close();
       if (givenSource === undefined) await (source as FileTokenSource).close();
     })());
-  owned.set(config, close);
+  owned.set(config, { binding, close });
   Object.defineProperty(config, Symbol.asyncDispose, { value: () => closeInCluster(config), configurable: true, writable: true });
   return config as InClusterKubeConfig;
 }
@@ -174,7 +207,7 @@ export function loadInCluster(options: LoadInClusterOptions = {}): InClusterKube
  * ```
  */
 export async function closeInCluster(config: KubeConfig): Promise<void> {
-  await owned.get(config)?.();
+  await owned.get(config)?.close();
 }
 
 /**
@@ -189,6 +222,20 @@ export async function closeInCluster(config: KubeConfig): Promise<void> {
 export function currentNamespace(config: KubeConfig): string | undefined {
   const name = config.getCurrentContext();
   return (name ? config.getContextObject(name)?.namespace : undefined) || undefined;
+}
+
+// RFC 1123 host names: letters, digits and inner hyphens, dot-separated, at most 253 characters.
+const DNS_NAME = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
+/**
+ * Whether `host` can stand as the host of the server URL: an IPv4 address, an IPv6 address
+ * without a zone id (`fe80::1%eth0` names an interface of this machine, not the API server's
+ * address, and has no place in a URL), or a DNS name. No spaces, no path, no port, no user.
+ */
+function isServiceHost(host: string): boolean {
+  if (isIPv4(host)) return true;
+  if (isIPv6(host)) return !host.includes('%');
+  return DNS_NAME.test(host) && !/^[\d.]+$/.test(host);
 }
 
 function readOptional(path: string): Buffer | undefined {

@@ -18,14 +18,28 @@ import { install } from './internal/kubeConfigState.js';
  * helpers hand the 401 to your callback (client-node gives no hook there); their next
  * request carries whatever token the source holds by then.
  *
- * Calling it again for the same user replaces the source. Throws a `TypeError` when the
- * config has no current context or user, or `options.origins` holds a bad entry.
+ * It binds the current *user entry* (that object: an entry loaded or merged in later gets
+ * nothing; after `loadFromFile()`, call it again), not a context. Contexts that share the user
+ * would all get the token, so without `origins` the token goes only to the origin of the
+ * current cluster's server as it is now; for a kubeconfig with several clusters, list in
+ * `origins` exactly the servers this token is for. The destination is checked for each
+ * request (its own URL, and each connection's real destination), and the token never follows a
+ * redirect to another origin, nor any later hop of that chain.
+ *
+ * A token source error fails API client calls with the `TokenSourceError`, and reaches a
+ * `Watch` (and so an informer's `error` callback) through `done(err)`, never as an unhandled
+ * rejection.
+ *
+ * Calling it again for the same user replaces the source (and releases the previous one).
+ * Throws a `TypeError` when the config has no current context, user or cluster server, or
+ * `options.origins` holds a bad entry.
  *
  * @param config - A loaded KubeConfig, from `@kubernetes/client-node` 1.x or 2.x.
  * @param source - Where tokens come from, e.g. a `FileTokenSource`.
- * @param options - `retryUnauthorized` (default true); `origins`: send the token only when the
- *   current cluster's server has one of these origins, given as strings or as RegExps
- *   anchored with `^` and `$`; an empty array is refused (default: always).
+ * @param options - `retryUnauthorized` (default true); `origins`: send the token only to
+ *   requests whose destination has one of these origins, given as strings or as RegExps
+ *   anchored with `^` and `$`; an empty array is refused (default: the origin of the current
+ *   cluster's server at the time of this call).
  * @returns `config`, changed in place.
  *
  * @example
@@ -36,7 +50,9 @@ import { install } from './internal/kubeConfigState.js';
  *
  * const config = new KubeConfig();
  * config.loadFromDefault();
- * withTokenSource(config, new FileTokenSource({ path: '/var/run/secrets/tokens/kube-token' }));
+ * withTokenSource(config, new FileTokenSource({ path: '/var/run/secrets/tokens/kube-token' }), {
+ *   origins: ['https://fleet-api.example.com:6443'], // the servers this token is for
+ * });
  * const pods = await config.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: 'default' });
  * ```
  */

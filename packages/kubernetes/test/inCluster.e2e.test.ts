@@ -19,7 +19,7 @@ const ROTATIONS = 5;
 const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
 
 for (const flavor of FLAVORS) {
-  describe.runIf(flavor.supported)(`loadInCluster with ${flavor.name}`, () => {
+  describe.runIf(flavor.supported)(`loadInCluster with ${flavor.title}`, () => {
     let k8s: ClientNode;
     const cleanups: Array<() => Promise<void>> = [];
 
@@ -119,7 +119,10 @@ for (const flavor of FLAVORS) {
         [
           `[${flavor.name}] ${calls} CoreV1Api.listNamespacedPod calls across ${ROTATIONS} rotations, all 200, 0 rejected by the server:`,
           ...lines,
-          `  max stale window ${ms(Math.max(...windows))} (target < 50 ms; client-node's built-in file auth re-reads the token at most every 60 000 ms)`,
+          // A figure, not a check: no timing is asserted on this shared machine. The staleness
+          // target (p99 < 50 ms, source to memory) is measured by bench/staleness.mjs; this
+          // window adds the call in flight at the swap and the next call's round trip.
+          `  max stale window ${ms(Math.max(...windows))} (a measurement; client-node's built-in file auth re-reads the token at most every 60 000 ms)`,
           `  mean call ${ms(meanCall)}: a window spans the call in flight at the swap plus the next call's new TLS connection (client-node builds a new agent per request)`,
         ].join('\n'),
       );
@@ -223,6 +226,8 @@ for (const flavor of FLAVORS) {
       // The cluster's CA is replaced: the server switches to a certificate from a new CA…
       const ca2 = createCa('podtoken-test-cluster-ca-2');
       cluster.server.setTls(issueServerCert(ca2));
+      // As an API server restarting with its new certificate: kept-alive connections end.
+      cluster.server.dropConnections();
       // …which the client, still trusting only the old CA, refuses.
       const refused = await api.listNamespacedPod({ namespace: cluster.namespace }).then(
         () => 'accepted',
@@ -265,6 +270,30 @@ for (const flavor of FLAVORS) {
       expect(await waitFor(() => events.length > 0, 10_000)).toBe(true);
       controller.abort();
     });
+
+    it('300 calls hold a handful of sockets (client-node 2.x alone builds an undici Agent per call and keeps each one’s socket)', async () => {
+      const CALLS = 300;
+      // Each config reads KUBERNETES_SERVICE_HOST/_PORT when loaded: load each right after its pod started.
+      const ours = await pod();
+      const config = load({ root: ours.root });
+      const api = config.makeApiClient(k8s.CoreV1Api);
+      const theirs = await pod();
+      const builtIn = new k8s.KubeConfig();
+      builtIn.loadFromCluster(theirs.root);
+      const builtInApi = builtIn.makeApiClient(k8s.CoreV1Api);
+      for (let i = 0; i < CALLS; i++) {
+        await api.listNamespacedPod({ namespace: ours.namespace });
+        await builtInApi.listNamespacedPod({ namespace: theirs.namespace });
+      }
+      const a = ours.server.connections();
+      const b = theirs.server.connections();
+      console.log(
+        `[${flavor.name}] after ${CALLS} calls: loadInCluster ${a.open} socket(s) open (${a.accepted} TLS connection(s) in all); client-node's loadFromCluster ${b.open} open (${b.accepted} in all)`,
+      );
+      expect(ours.server.requests.filter((request) => request.status === 200).length).toBe(CALLS);
+      expect(theirs.server.requests.filter((request) => request.status === 200).length).toBe(CALLS);
+      expect(a.open).toBeLessThanOrEqual(2);
+    }, 180_000); // 600 calls; with 1.x each one opens a TLS connection, slow on a loaded machine
 
     describe('401', () => {
       async function setUp(retryUnauthorized?: boolean) {

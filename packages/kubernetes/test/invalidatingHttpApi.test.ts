@@ -1,7 +1,7 @@
 import type { TokenSource } from '@podtoken/core';
 import { describe, expect, it } from 'vitest';
 import type { RequestContextLike, ResponseContextLike } from '../src/internal/clientNode.js';
-import type { Binding } from '../src/internal/kubeConfigState.js';
+import type { Binding } from '../src/internal/binding.js';
 import { invalidatingHttpApi } from '../src/internal/unauthorized.js';
 
 // The 401 bookkeeping on its own, with a fake HttpLibrary. Stand-in token values only.
@@ -49,9 +49,13 @@ function setUp(statuses: number[], options: { current: string; onDisk: string; r
       current = options.onDisk;
     },
   };
-  const binding: Binding = { source, retryUnauthorized: options.retry ?? true, allowServer: undefined, ca: undefined };
+  const binding: Binding = { user: { name: 'u' }, source, retryUnauthorized: options.retry ?? true, allows: () => true, ca: undefined, dispatcher: undefined };
   const remembered = new Map<string, Binding>([[options.current, binding]]);
-  const api = invalidatingHttpApi(inner, (token) => remembered.get(token), (token, b) => void remembered.set(token, b));
+  const api = invalidatingHttpApi(inner, {
+    lookup: (token) => remembered.get(token),
+    remember: (token, b) => void remembered.set(token, b),
+    bindingOfHeaders: () => undefined,
+  });
   return { api, sent, invalidated, consumed: () => consumed, remembered };
 }
 

@@ -77,6 +77,38 @@ describe('loadInCluster', () => {
     }
   });
 
+  it.each([
+    [' 10.96.0.1', 'a leading space'],
+    ['10.96.0.1 ', 'a trailing space'],
+    ['10.96.0.1/evil', 'a path'],
+    ['kubernetes.default.svc/evil?x=1', 'a path and a query'],
+    ['fe80::1%eth0', 'an IPv6 zone id'],
+    ['user@10.96.0.1', 'user info'],
+    ['10.96.0.1:443', 'a port'],
+    ['[fd00::1]', 'brackets'],
+    ['999.1.1.1', 'a dotted number that is no IPv4 address'],
+    ['exa mple.svc', 'a space inside'],
+    ['-bad.svc', 'a label that starts with a hyphen'],
+  ])('KUBERNETES_SERVICE_HOST %j (%s): a NotInClusterError that names the variable', async (host) => {
+    const { root: made } = await root({ token: TOKEN, 'ca.crt': ca.certPem });
+    env(host, '443');
+    let error: unknown;
+    try {
+      loadInCluster({ root: made, source: staticTokenSource(TOKEN) });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(NotInClusterError);
+    expect((error as NotInClusterError).code).toBe('NOT_IN_CLUSTER');
+    expect((error as NotInClusterError).missing).toEqual([`KUBERNETES_SERVICE_HOST (${JSON.stringify(host)} is not an IP address or a DNS name)`]);
+  });
+
+  it.each(['0', '65536', '+443', '443/evil', ' 443', '0x1bb'])('KUBERNETES_SERVICE_PORT %j: a NotInClusterError that names the variable', async (port) => {
+    const { root: made } = await root({ token: TOKEN, 'ca.crt': ca.certPem });
+    env('10.96.0.1', port);
+    expect(() => loadInCluster({ root: made, source: staticTokenSource(TOKEN) })).toThrow(/KUBERNETES_SERVICE_PORT/);
+  });
+
   it('builds the config client-node’s loadFromCluster builds, minus the file reads per request', async () => {
     const { root: made } = await root({ token: TOKEN, 'ca.crt': ca.certPem, namespace: 'team-a\n' });
     env('10.96.0.1', '443');
@@ -98,6 +130,8 @@ describe('loadInCluster', () => {
   it.each([
     ['fd00:10:96::1', 'https://[fd00:10:96::1]:443'],
     ['kubernetes.default.svc', 'https://kubernetes.default.svc:443'],
+    ['Kubernetes.Default.svc.cluster.local.', 'https://Kubernetes.Default.svc.cluster.local.:443'],
+    ['10.96.0.1', 'https://10.96.0.1:443'],
   ])('host %s → server %s', async (host, server) => {
     const { root: made } = await root({ token: TOKEN, 'ca.crt': ca.certPem });
     env(host, '443');

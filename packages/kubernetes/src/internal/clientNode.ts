@@ -15,6 +15,7 @@ export type KubeUser = KubeConfig['users'][number];
 
 /** The generated client's `RequestContext`, as far as a retry needs it. */
 export interface RequestContextLike {
+  getUrl?(): string;
   getHeaders(): Record<string, string>;
   setHeaderParam(key: string, value: string): void;
   getBody(): unknown;
@@ -40,4 +41,28 @@ export interface HttpLibraryLike {
 /** The generated client's `Configuration`, which `makeApiClient` builds and hands to the API class. */
 export interface ConfigurationLike {
   httpApi: HttpLibraryLike;
+}
+
+/** A cluster entry of a KubeConfig. */
+export type KubeCluster = KubeConfig['clusters'][number];
+
+/**
+ * The KubeConfig methods podtoken wraps on each instance it serves, some private in the
+ * declarations or present in one major only: `applyToFetchOptions` (1.x), `createAgent`
+ * (both: the `http(s).Agent` of 1.x requests and of the WebSocket helpers),
+ * `createDispatcher` and `agentCache` (2.x).
+ */
+export interface KubeConfigInternals {
+  applySecurityAuthentication(context: SecurityContextLike): Promise<void>;
+  applyToFetchOptions?(opts: Record<string, unknown>): Promise<Record<string, unknown>>;
+  createAgent?(cluster: KubeCluster | null, agentOptions: Record<string, unknown>): unknown;
+  createDispatcher?(cluster: KubeCluster | null, agentOptions: Record<string, unknown>): unknown;
+  agentCache?: unknown;
+}
+
+/** The generated `RequestContext` as `applySecurityAuthentication` sees it. */
+export interface SecurityContextLike {
+  getUrl(): string;
+  getHeaders(): Record<string, string>;
+  setDispatcher?(dispatcher: unknown): void;
 }

@@ -1,9 +1,16 @@
 import { bearer, isReplayableBody, tokenAfterUnauthorized } from '@podtoken/core';
 import type { HttpLibraryLike, ObservableLike, RequestContextLike, ResponseContextLike } from './clientNode.js';
-import type { Binding } from './kubeConfigState.js';
+import type { Binding } from './binding.js';
 
-/** Finds which binding handed out a token, if one of ours did. */
-export type BindingLookup = (token: string) => Binding | undefined;
+/** What the wrapper needs to know about the tokens podtoken handed out. */
+export interface SentTokens {
+  /** The binding that handed out `token`, if one of ours did. */
+  lookup(token: string): Binding | undefined;
+  /** Records that `binding` handed out `token`. */
+  remember(token: string, binding: Binding): void;
+  /** The binding whose token `headers` carries, and the header's name. */
+  bindingOfHeaders(headers: Record<string, unknown>): { binding: Binding; name: string } | undefined;
+}
 
 /**
  * Wraps an API client's `HttpLibrary` so that a 401 for a token one of our authenticators
@@ -14,11 +21,15 @@ export type BindingLookup = (token: string) => Binding | undefined;
  * `pre` sees the request and `post` only the response, with nothing linking the two, so a
  * middleware cannot re-send.
  */
-export function invalidatingHttpApi(inner: HttpLibraryLike, lookup: BindingLookup, remember: (token: string, binding: Binding) => void): HttpLibraryLike {
+export function invalidatingHttpApi(inner: HttpLibraryLike, sent: SentTokens): HttpLibraryLike {
   return {
     send(request) {
+      // The URL as it leaves, after every middleware: the token goes only where its binding allows.
+      const headers = request.getHeaders();
+      const ours = sent.bindingOfHeaders(headers);
+      if (ours !== undefined && request.getUrl !== undefined && !ours.binding.allows(request.getUrl())) delete headers[ours.name];
       const first = inner.send(request);
-      const settled = first.toPromise().then((response) => afterResponse(inner, request, response, lookup, remember));
+      const settled = first.toPromise().then((response) => afterResponse(inner, request, response, sent));
       return observableLike(first, settled);
     },
   };
@@ -28,15 +39,14 @@ async function afterResponse(
   inner: HttpLibraryLike,
   request: RequestContextLike,
   response: ResponseContextLike,
-  lookup: BindingLookup,
-  remember: (token: string, binding: Binding) => void,
+  sent: SentTokens,
 ): Promise<ResponseContextLike> {
   if (response.httpStatusCode !== 401) return response;
   const headers = request.getHeaders();
   const headerName = Object.keys(headers).find((name) => name.toLowerCase() === 'authorization');
-  const sent = headerName === undefined ? undefined : /^Bearer\s+(.+)$/i.exec(headers[headerName] ?? '')?.[1];
-  const binding = sent === undefined ? undefined : lookup(sent);
-  if (sent === undefined || binding === undefined || headerName === undefined) return response;
+  const token = headerName === undefined ? undefined : /^Bearer\s+(.+)$/i.exec(headers[headerName] ?? '')?.[1];
+  const binding = token === undefined ? undefined : sent.lookup(token);
+  if (token === undefined || binding === undefined || headerName === undefined) return response;
 
   // client-node's bodies are a string, URLSearchParams or a `form-data` FormData, which is a
   // one-shot stream (it has pipe()): isReplayableBody refuses it, as it must. With
@@ -45,7 +55,7 @@ async function afterResponse(
   const replayable = binding.retryUnauthorized && isReplayableBody(request.getBody());
   let next: string | undefined;
   try {
-    next = await tokenAfterUnauthorized(binding.source, sent, { replayable, signal: request.getSignal?.() });
+    next = await tokenAfterUnauthorized(binding.source, token, { replayable, signal: request.getSignal?.() });
   } catch {
     // Anything else the source or the signal throws (a TokenSourceError is already swallowed
     // by core): the server's 401 tells the caller more than an error from the 401 handling.
@@ -55,7 +65,7 @@ async function afterResponse(
   // Free the first response's connection before the second attempt.
   await response.body.text().catch(() => {});
   request.setHeaderParam(headerName, bearer(next));
-  remember(next, binding);
+  sent.remember(next, binding);
   return inner.send(request).toPromise();
 }
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Issuer } from '@podtoken/testing';
 import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
@@ -50,6 +50,12 @@ export interface ApiServer {
   revoke(jti: string): void;
   /** Serves another certificate to new connections (a CA rotation). */
   setTls(tls: TestServerCert): void;
+  /** Closes every open connection (as an API server that restarts with a new certificate does). */
+  dropConnections(): void;
+  /** TCP connections accepted so far, and how many are open now. */
+  connections(): { accepted: number; open: number };
+  /** Ends every open watch stream normally (as the API server does when a watch times out). */
+  endWatches(): void;
   /** Closes every connection, open watches included. */
   close(): Promise<void>;
 }
@@ -80,6 +86,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const presented: string[] = [];
   const watches = new Set<ServerResponse>();
   let seq = 0;
+  let accepted = 0;
+  const sockets = new Set<Socket>();
 
   const server = createServer({ cert: options.tls.cert, key: options.tls.key }, (request, response) => {
     const at = performance.now();
@@ -147,6 +155,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     });
   }
 
+  server.on('secureConnection', (socket) => {
+    accepted += 1;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -159,6 +173,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     requests,
     revoke: (jti) => void revoked.add(jti),
     setTls: (tls) => server.setSecureContext({ cert: tls.cert, key: tls.key }),
+    dropConnections: () => {
+      for (const socket of sockets) socket.destroy();
+    },
+    connections: () => ({ accepted, open: sockets.size }),
+    endWatches: () => {
+      for (const response of watches) response.end();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const response of watches) response.end();

@@ -66,8 +66,8 @@ export function createCa(commonName: string): TestCa {
   return { certPem: forge.pki.certificateToPem(cert), cert, key: privateKey };
 }
 
-/** A serving certificate for 127.0.0.1 (and `localhost`, `kubernetes.default.svc`) signed by `ca`. */
-export function issueServerCert(ca: TestCa): TestServerCert {
+/** A serving certificate for 127.0.0.1 (and `localhost`, `kubernetes.default.svc`, and `extraNames`) signed by `ca`. */
+export function issueServerCert(ca: TestCa, extraNames: readonly string[] = []): TestServerCert {
   const { publicKey, privateKeyPem } = keyPair();
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
@@ -85,6 +85,7 @@ export function issueServerCert(ca: TestCa): TestServerCert {
         { type: 7, ip: '127.0.0.1' },
         { type: 2, value: 'localhost' },
         { type: 2, value: 'kubernetes.default.svc' },
+        ...extraNames.map((value) => ({ type: 2, value })),
       ],
     },
     { name: 'subjectKeyIdentifier' },

@@ -18,6 +18,10 @@ export interface Flavor {
   readonly name: string;
   /** Whether it loads on this Node (2.x needs Node >= 22: undici 8). */
   readonly supported: boolean;
+  /** A suite title that says, when the flavor is skipped, why. */
+  readonly title: string;
+  /** How this package's tests import it. */
+  readonly specifier: string;
   /** The copy `@podtoken/kubernetes` itself imports (then loadInCluster needs no `kubeConfig`). */
   readonly isDefault: boolean;
   load(): Promise<ClientNode>;
@@ -26,10 +30,15 @@ export interface Flavor {
 export const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 
 export const FLAVORS: readonly Flavor[] = [
-  { name: 'client-node 1.4.0', supported: true, isDefault: true, load: async () => clientNode },
+  { name: 'client-node 1.4.0', supported: true, title: 'client-node 1.4.0', specifier: '@kubernetes/client-node', isDefault: true, load: async () => clientNode },
   {
     name: 'client-node 2.0.1',
     supported: NODE_MAJOR >= 22,
+    title:
+      NODE_MAJOR >= 22
+        ? 'client-node 2.0.1'
+        : `client-node 2.0.1 (skipped: it needs Node >= 22, its undici 8 does not load on Node ${process.versions.node}; run with npx --yes node@24 node_modules/vitest/vitest.mjs)`,
+    specifier: 'client-node-v2',
     isDefault: false,
     load: async () => (await import('client-node-v2')) as unknown as ClientNode,
   },
