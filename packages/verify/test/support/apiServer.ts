@@ -42,6 +42,13 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+// RSA key generation is the slow part of a set-up: one CA and serving certificate per test file.
+let pki: { ca: TestCa; tls: ReturnType<typeof issueServerCert> } | undefined;
+function makePki() {
+  const ca = createCa('test-cluster-ca');
+  return { ca, tls: issueServerCert(ca) };
+}
+
 const TOKEN_REVIEWS = '/apis/authentication.k8s.io/v1/tokenreviews';
 const UNAUTHORIZED = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 };
 const LEGACY_ISSUER = 'kubernetes/serviceaccount';
@@ -63,8 +70,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const { issuer } = options;
   const apiAudiences = [...(options.apiAudiences ?? [issuer.issuer])];
   const keys = createLocalJWKSet(issuer.jwks);
-  const ca = createCa('test-cluster-ca');
-  const tls = issueServerCert(ca);
+  const { ca, tls } = (pki ??= makePki());
   const reviews: ReviewRecord[] = [];
   const discovery: Array<{ path: string; status: number }> = [];
   const deletedPods = new Set<string>();
