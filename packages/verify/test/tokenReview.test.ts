@@ -249,7 +249,7 @@ describe('TokenReview against a local HTTPS API server stand-in', () => {
       (e: unknown) => e,
     );
     expect(error).toMatchObject({ code: 'REVIEW_UNAVAILABLE' });
-    expect((error as Error).message).toMatch(/KUBERNETES_SERVICE_HOST.*Outside a pod, pass kubeConfig/s);
+    expect((error as Error).message).toMatch(/^Cannot send TokenReviews \(outside a pod, pass kubeConfig\): Not running in a Kubernetes pod .*KUBERNETES_SERVICE_HOST/s);
     expect((await outcome(verifier, cases[0]!.token)).result).toBe('REVIEW_UNAVAILABLE');
   });
 });

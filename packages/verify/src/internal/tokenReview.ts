@@ -64,7 +64,7 @@ export async function createReviewer(kubeConfig: KubeConfigLike | undefined, roo
       loaded = kubernetes.loadInCluster(root === undefined ? {} : { root });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      throw new TokenVerificationError('REVIEW_UNAVAILABLE', `Cannot send TokenReviews: ${reason} Outside a pod, pass kubeConfig.`, { cause: error });
+      throw new TokenVerificationError('REVIEW_UNAVAILABLE', `Cannot send TokenReviews (outside a pod, pass kubeConfig): ${reason}`, { cause: error });
     }
     config = loaded as unknown as KubeConfigLike;
     close = () => kubernetes.closeInCluster(loaded);
