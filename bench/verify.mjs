@@ -135,6 +135,13 @@ export async function verify() {
     for (const [name, figure] of Object.entries(local)) {
       detail(`  ${name.padEnd(36)} ${fmt(figure.wallNs / 1000, 1).padStart(7)} µs wall  ${fmt(figure.cpuUs, 1).padStart(7)} µs CPU  (${fmt(1e6 / figure.cpuUs, 0)} tokens/s per core)`);
     }
+    // 10 MiB of garbage: refused by its length, before anything reads it.
+    const garbage = 'A'.repeat(10 * 1024 * 1024);
+    const refusals = 10_000;
+    const refuseStart = process.hrtime.bigint();
+    for (let i = 0; i < refusals; i++) await oidc.verify(garbage).catch(() => {});
+    const refuseNs = Number(process.hrtime.bigint() - refuseStart) / refusals;
+    detail(`  ${'10 MiB of garbage, refused'.padEnd(36)} ${fmt(refuseNs / 1000, 2).padStart(7)} µs (TOKEN_TOO_LARGE, ${fmt(refusals, 0)} times)`);
     result(`local OIDC verification: ${fmt(ours.wallNs / 1000, 1)} µs per token, ${fmt(1e6 / ours.cpuUs, 0)} tokens/s per core; checks around jose add ${fmt(((ours.cpuUs - bare.cpuUs) / bare.cpuUs) * 100, 1)} % CPU`);
 
     // b. A TokenReview per request (cache off).
