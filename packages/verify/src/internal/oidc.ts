@@ -53,6 +53,8 @@ export class OidcKeys {
   #issuer: string | undefined;
   #source: FileTokenSource | undefined;
   #closed = false;
+  #boundOptions: JWTVerifyOptions | undefined;
+  #legacyOptions: JWTVerifyOptions | undefined;
 
   constructor(config: OidcConfig) {
     this.#config = config;
@@ -92,19 +94,25 @@ export class OidcKeys {
         `The token's issuer is ${printable(inspected.decoded.issuer)}, not ${printable(issuer)}.`,
       );
     }
-    const options: JWTVerifyOptions = {
-      issuer: inspected.legacy ? LEGACY_ISSUER : issuer,
-      algorithms: [...this.#config.algorithms],
-      clockTolerance: this.#config.clockTolerance,
-      requiredClaims: inspected.legacy ? ['sub'] : ['exp', 'sub'],
-    };
-    // Legacy tokens carry no audience: allowing them means not asking for one.
-    if (!inspected.legacy) options.audience = [...this.#config.audiences];
+    // Made once per issuer: jose only reads them.
+    const options = inspected.legacy ? (this.#legacyOptions ??= this.#options(LEGACY_ISSUER, false)) : (this.#boundOptions ??= this.#options(issuer, true));
     try {
       await jwtVerify(token, jwks, options);
     } catch (error) {
       throw fromJose(error, token);
     }
+  }
+
+  #options(issuer: string, bound: boolean): JWTVerifyOptions {
+    const options: JWTVerifyOptions = {
+      issuer,
+      algorithms: [...this.#config.algorithms],
+      clockTolerance: this.#config.clockTolerance,
+      requiredClaims: bound ? ['exp', 'sub'] : ['sub'],
+    };
+    // Legacy tokens carry no audience: allowing them means not asking for one.
+    if (bound) options.audience = [...this.#config.audiences];
+    return options;
   }
 
   async close(): Promise<void> {
