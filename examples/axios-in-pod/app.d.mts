@@ -22,3 +22,28 @@ export interface Summary {
 
 /** Runs the demo in a temp folder and returns what it measured. */
 export function main(options?: { requests?: number; concurrency?: number; minRotations?: number; log?: (line: string) => void }): Promise<Summary>;
+
+/** What {@link callService} got back. Holds no token text. */
+export interface CallResult {
+  /** Requests sent. */
+  requests: number;
+  /** Answers by HTTP status (`'200'`, `'401'`…), or by error code when none came back. */
+  statuses: Record<string, number>;
+  /** The distinct `caller` names the service answered with (its view of who called). */
+  callers: string[];
+}
+
+/**
+ * The app pointed at a service of your own (e.g. examples/verify-service): a FileTokenSource
+ * on `tokenPath` and axios with withTokenSource, sending `requests` GETs to `path` (default
+ * `whoami`) of `target`, the token going to `target`'s origin only.
+ */
+export function callService(options: {
+  target: string;
+  tokenPath: string;
+  audience?: string;
+  requests?: number;
+  concurrency?: number;
+  path?: string;
+  interval?: number;
+}): Promise<CallResult>;

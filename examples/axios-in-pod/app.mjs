@@ -10,6 +10,11 @@
 // Token values are never printed.
 //
 //   pnpm --filter axios-in-pod start      (builds the workspace packages first, then runs this)
+//
+// callService() is the same app pointed at a service of your own, such as
+// examples/verify-service, which checks each token it receives. In a pod:
+//
+//   node app.mjs --target https://verify-service.shop.svc:8080 --token /var/run/secrets/tokens/verify-token --audience https://verify-service.shop.svc
 
 import { pathToFileURL } from 'node:url';
 import axios from 'axios';
@@ -104,7 +109,60 @@ export async function main({ requests = 600, concurrency = 4, minRotations = 3, 
   }
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+/**
+ * The app, pointed at `target`: a FileTokenSource on the projected token at `tokenPath` and an
+ * axios instance wrapped with withTokenSource, sending `requests` GETs to `path` (the token
+ * goes to the target's origin only). Returns what came back (see app.d.mts); never a token.
+ *
+ * @param {{ target: string, tokenPath: string, audience?: string, requests?: number, concurrency?: number, path?: string, interval?: number }} options
+ */
+export async function callService({ target, tokenPath, audience, requests = 10, concurrency = 2, path = 'whoami', interval = 0 }) {
+  const origin = new URL(target).origin;
+  const source = new FileTokenSource({ path: tokenPath, ...(audience === undefined ? {} : { audience }) });
+  try {
+    const api = withTokenSource(axios.create({ baseURL: target, timeout: 10_000, validateStatus: () => true }), source, { origins: [origin] });
+    const statuses = {};
+    const callers = new Set();
+    let next = 0;
+    const worker = async () => {
+      while (next < requests) {
+        next += 1;
+        try {
+          const response = await api.get(path);
+          statuses[response.status] = (statuses[response.status] ?? 0) + 1;
+          if (response.status === 200 && typeof response.data?.caller === 'string') callers.add(response.data.caller);
+        } catch (error) {
+          const code = isTokenSourceError(error) ? error.code : axios.isAxiosError(error) ? (error.code ?? 'network error') : String(error);
+          statuses[code] = (statuses[code] ?? 0) + 1;
+        }
+        if (interval > 0) await new Promise((resolve) => setTimeout(resolve, interval));
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return { requests, statuses, callers: [...callers] };
+  } finally {
+    await source.close();
+  }
+}
+
+/** `--name value` from argv, or undefined. */
+function flag(name) {
+  const index = process.argv.indexOf(`--${name}`);
+  return index < 0 ? undefined : process.argv[index + 1];
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href && flag('target') !== undefined) {
+  const tokenPath = flag('token') ?? '/var/run/secrets/kubernetes.io/serviceaccount/token';
+  const result = await callService({
+    target: flag('target'),
+    tokenPath,
+    audience: flag('audience'),
+    requests: Number(flag('requests') ?? 10),
+    interval: Number(flag('interval') ?? 0),
+  });
+  console.log(`axios-in-pod → ${flag('target')}: ${JSON.stringify(result.statuses)} (token from ${tokenPath}); the service saw ${result.callers.join(', ') || 'no caller'}`);
+  process.exitCode = result.statuses['200'] === result.requests ? 0 : 1;
+} else if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const s = await main();
   const healthy = s.ok === s.requests && s.server.unauthorized === 0 && s.server.missing === 0 && s.revoked.status === 200 && s.redirect.arrived === 'missing' && s.otherOrigin === 'missing';
   process.exitCode = healthy ? 0 : 1;

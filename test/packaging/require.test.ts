@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const packages = ['core', 'testing', 'axios', 'got', 'fetch', 'kubernetes'] as const;
+const packages = ['core', 'testing', 'axios', 'got', 'fetch', 'kubernetes', 'verify'] as const;
 
 describe('packaging', () => {
   beforeAll(() => {
@@ -37,6 +37,9 @@ describe('packaging', () => {
     for (const adapter of ['axios', 'got', 'fetch', 'kubernetes']) {
       expect(exports[`@podtoken/${adapter}`]).toContain('withTokenSource');
     }
+    expect(exports['@podtoken/verify']).toEqual(
+      expect.arrayContaining(['createTokenVerifier', 'createRequestGuard', 'expressMiddleware', 'fastifyHook', 'createFetchGuard', 'TokenVerificationError']),
+    );
   });
 
   it.each(packages)('@podtoken/%s is ESM-only with types first in its exports', (name) => {

@@ -1,0 +1,15 @@
+export { createTokenVerifier, DEFAULT_ALGORITHMS } from './createTokenVerifier.js';
+export type { TokenVerifier, TokenVerifierOptions, VerifyOptions, KubeConfigLike } from './createTokenVerifier.js';
+export type { Identity, VerificationMethod } from './identity.js';
+export { TokenVerificationError, isTokenVerificationError, isTokenProblem, VERIFICATION_ERROR_CODES } from './errors.js';
+export type { VerificationErrorCode, TokenVerificationErrorOptions } from './errors.js';
+export type { GuardOptions, RefusalEvent } from './guardOptions.js';
+export { createRequestGuard } from './requestGuard.js';
+export type { RequestGuard } from './requestGuard.js';
+export { expressMiddleware } from './express.js';
+export type { ExpressMiddleware, ExpressRequestLike } from './express.js';
+export { fastifyHook } from './fastify.js';
+export type { FastifyHook, FastifyRequestLike, FastifyReplyLike } from './fastify.js';
+export { createFetchGuard } from './fetchGuard.js';
+export type { FetchGuard } from './fetchGuard.js';
+export type { Ref } from '@podtoken/core';
