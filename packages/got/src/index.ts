@@ -4,12 +4,17 @@ import {
   createRedirectGuard,
   isReplayableBody,
   isTokenSourceError,
+  redactSecrets,
+  REDACTED,
   tokenAfterUnauthorized,
   type AdapterOptions,
   type TokenSource,
   type TokenSourceError,
 } from '@podtoken/core';
-import type { AfterResponseHook, BeforeRedirectHook, BeforeRequestHook, Got, HandlerFunction } from 'got';
+import type { AfterResponseHook, BeforeErrorHook, BeforeRedirectHook, BeforeRequestHook, Got, HandlerFunction } from 'got';
+
+/** The options object got hands to beforeRequest and beforeRedirect hooks. */
+type HookOptions = Parameters<BeforeRequestHook>[0];
 
 export type { AdapterOptions } from '@podtoken/core';
 
@@ -27,6 +32,8 @@ export interface TokenSourceHooks {
    * can be sent again, retries once.
    */
   afterResponse: AfterResponseHook[];
+  /** Removes the token's text from the error before it reaches your `beforeError` hooks and your code. */
+  beforeError: BeforeErrorHook[];
 }
 
 /**
@@ -130,30 +137,91 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
   // got makes a new Options object for every attempt and every redirect hop, and passes that
   // same object to beforeRequest and (as response.request.options) to afterResponse.
   const sentTokens = new WeakMap<object, string>();
-  const leftOrigin = new WeakSet<object>();
   // Marks a call this hook set already retried, in `context`: got copies context (symbol keys
   // included) to the retried attempt, and a symbol of our own cannot collide with user data.
   const retried = Symbol('podtoken.got.retried');
+  // The token values this hook set handed out lately: what the last check strips and what
+  // errors are cleaned of.
+  const recent: string[] = [];
 
   // The header value is built once per token, not once per request (a token is ~1 KiB).
   let header = { token: '', value: '' };
   const beforeRequest: BeforeRequestHook = async (requestOptions) => {
+    // First, so that it runs whatever happens below: the last look at the URL and headers,
+    // after every beforeRequest hook (ours and those added later) has run.
+    installLastCheck(requestOptions);
     const url = requestOptions.url;
-    if (url === undefined || leftOrigin.has(requestOptions) || !allowed(url)) return;
+    if (url === undefined) return;
+    const chain = chainOf(requestOptions);
+    if (chain.left || (chain.start !== undefined && originOf(url) !== chain.start) || !allowed(url)) {
+      // A retry or hop of a call that left its origin, or an origin that is not allowed:
+      // no token, and none of ours carried over from an earlier attempt.
+      if (chain.start !== undefined && originOf(url) !== chain.start) chain.left = true;
+      stripOwnToken(requestOptions.headers);
+      sentTokens.delete(requestOptions);
+      return;
+    }
     const signal = requestOptions.signal;
     const token = await source.getToken(signal === undefined ? undefined : { signal });
-    if (header.token !== token) header = { token, value: bearer(token) };
+    if (header.token !== token) {
+      header = { token, value: bearer(token) };
+      if (!recent.includes(token)) {
+        recent.push(token);
+        if (recent.length > RECENT) recent.shift();
+      }
+    }
     requestOptions.headers.authorization = header.value;
     sentTokens.set(requestOptions, token);
   };
 
+  /**
+   * Wraps the request's `request` function (got calls it with the final URL, after every
+   * beforeRequest hook): a hook added by a later `.extend()` may have changed the URL after
+   * ours set the token. The first URL actually requested is where the call's chain starts.
+   */
+  const installLastCheck = (requestOptions: HookOptions): void => {
+    const current = requestOptions.request as (RequestFunctionLike & { [ORIGINAL]?: RequestFunctionLike | undefined }) | undefined;
+    const original = current !== undefined && ORIGINAL in current ? current[ORIGINAL] : current;
+    const lastCheck = function (this: unknown, ...args: unknown[]): unknown {
+      const url = requestOptions.url;
+      const chain = chainOf(requestOptions);
+      const origin = url === undefined ? undefined : originOf(url);
+      if (chain.start === undefined) chain.start = origin;
+      else if (origin !== chain.start) chain.left = true;
+      if (chain.left || origin === undefined || !allowed(url!)) {
+        if (stripOwnToken(requestOptions.headers)) sentTokens.delete(requestOptions);
+      }
+      // undefined: got falls back to its own http/https/http2 request function.
+      return original === undefined ? undefined : original.apply(this, args);
+    } as RequestFunctionLike & { [ORIGINAL]?: RequestFunctionLike | undefined };
+    lastCheck[ORIGINAL] = original;
+    requestOptions.request = lastCheck as HookOptions['request'];
+  };
+
+  /** Removes `Authorization` when it holds one of our tokens (or a redacted one); keeps a header of yours. */
+  const stripOwnToken = (headers: Record<string, string | string[] | undefined>): boolean => {
+    const value = headers['authorization'];
+    if (typeof value !== 'string') return false;
+    if (!value.includes(REDACTED) && !recent.some((token) => value.includes(token))) return false;
+    delete headers['authorization'];
+    return true;
+  };
+
   const beforeRedirect: BeforeRedirectHook = (updatedOptions, response) => {
     // got hands each hook the whole chain: redirectUrls already holds the hop about to be
-    // made, requestUrl is where the call began.
-    const redirects = createRedirectGuard(response.requestUrl);
-    if (response.redirectUrls.every((hop) => redirects.allows(hop))) return;
+    // made, requestUrl is where the call began (chain.start: where it was first sent).
+    const chain = chainOf(updatedOptions);
+    const redirects = createRedirectGuard(chain.start ?? response.requestUrl);
+    if (!chain.left && response.redirectUrls.every((hop) => redirects.allows(hop))) return;
+    chain.left = true;
     delete updatedOptions.headers.authorization;
-    leftOrigin.add(updatedOptions);
+  };
+
+  // Errors hold the options (headers), got's request, the ClientRequest (its raw header text)
+  // and the response: all of them hold the token until it is taken out here.
+  const beforeError: BeforeErrorHook = (error) => {
+    redactSecrets(error, recent);
+    return error;
   };
 
   // Not async: every response passes through here, and only a 401 needs a promise.
@@ -198,7 +266,44 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
     }
   };
 
-  return { beforeRequest: [beforeRequest], beforeRedirect: [beforeRedirect], afterResponse: [afterResponse] };
+  return { beforeRequest: [beforeRequest], beforeRedirect: [beforeRedirect], afterResponse: [afterResponse], beforeError: [beforeError] };
+}
+
+/** Where a call's redirect chain started, and whether it has left that origin (for good). */
+interface Chain {
+  /** The origin of the first URL actually requested; undefined before the first request. */
+  start: string | undefined;
+  left: boolean;
+}
+
+// One chain per call, kept in `options.context`: got copies the context of an attempt to its
+// redirect hops and retries (a shallow copy, so they share this object), while every new
+// call starts from the instance's context, which never holds it.
+const CHAIN = Symbol('podtoken.got.chain');
+// Our last-check wrapper remembers the request function it wraps.
+const ORIGINAL = Symbol('podtoken.got.original');
+// How many recent token values to remember for stripping and redacting.
+const RECENT = 8;
+
+type RequestFunctionLike = (...args: unknown[]) => unknown;
+
+function chainOf(options: HookOptions): Chain {
+  const context = options.context as Record<symbol, unknown>;
+  let chain = context[CHAIN] as Chain | undefined;
+  if (chain === undefined) {
+    chain = { start: undefined, left: false };
+    context[CHAIN] = chain;
+  }
+  return chain;
+}
+
+function originOf(url: string | URL): string | undefined {
+  try {
+    const origin = (typeof url === 'string' ? new URL(url) : url).origin;
+    return origin === 'null' ? undefined : origin;
+  } catch {
+    return undefined;
+  }
 }
 
 // got wraps anything a hook throws in a RequestError (error.cause). For callers of
