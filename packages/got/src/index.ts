@@ -79,7 +79,7 @@ export interface TokenSourceHooks {
  * ```
  */
 export function tokenSourceHooks(source: TokenSource, options: AdapterOptions = {}): TokenSourceHooks {
-  return createHooks(source, options, 'tokenSourceHooks');
+  return createHooks(source, options, 'tokenSourceHooks').hooks;
 }
 
 /**
@@ -119,11 +119,11 @@ export function withTokenSource(client: Got, source: TokenSource, options: Adapt
   if (typeof client !== 'function' || typeof (client as Partial<Got>).extend !== 'function') {
     throw new TypeError('withTokenSource: client must be a got instance (got, or one made with got.extend())');
   }
-  const hooks = createHooks(source, options, 'withTokenSource');
-  return client.extend({ hooks, handlers: [unwrapTokenSourceErrors] });
+  const { hooks, clean } = createHooks(source, options, 'withTokenSource');
+  return client.extend({ hooks, handlers: [finalErrors(clean)] });
 }
 
-function createHooks(source: TokenSource, options: AdapterOptions, where: string): TokenSourceHooks {
+function createHooks(source: TokenSource, options: AdapterOptions, where: string): { hooks: TokenSourceHooks; clean: (error: unknown) => void } {
   if (typeof source !== 'object' || source === null || typeof source.getToken !== 'function') {
     throw new TypeError(`${where}: source must be a TokenSource (an object with getToken())`);
   }
@@ -219,8 +219,11 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
 
   // Errors hold the options (headers), got's request, the ClientRequest (its raw header text)
   // and the response: all of them hold the token until it is taken out here.
+  const clean = (error: unknown): void => {
+    if (typeof error === 'object' && error !== null && recent.length > 0) redactSecrets(error, recent);
+  };
   const beforeError: BeforeErrorHook = (error) => {
-    redactSecrets(error, recent);
+    clean(error);
     return error;
   };
 
@@ -266,7 +269,10 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
     }
   };
 
-  return { beforeRequest: [beforeRequest], beforeRedirect: [beforeRedirect], afterResponse: [afterResponse], beforeError: [beforeError] };
+  return {
+    hooks: { beforeRequest: [beforeRequest], beforeRedirect: [beforeRedirect], afterResponse: [afterResponse], beforeError: [beforeError] },
+    clean,
+  };
 }
 
 /** Where a call's redirect chain started, and whether it has left that origin (for good). */
@@ -309,15 +315,22 @@ function originOf(url: string | URL): string | undefined {
 // got wraps anything a hook throws in a RequestError (error.cause). For callers of
 // withTokenSource, a failing source rejects with the TokenSourceError itself, as with the
 // other podtoken adapters. got copies its promise's methods (json(), cancel()…) onto the
-// promise a handler returns, so those keep working.
-const unwrapTokenSourceErrors: HandlerFunction = (options, next) => {
-  const result = next(options);
-  if (options.isStream || typeof (result as Partial<PromiseLike<unknown>>).then !== 'function') return result;
-  const unwrapped = (result as PromiseLike<unknown>).then(undefined, (error: unknown) => {
-    throw tokenSourceErrorOf(error) ?? error;
-  });
-  return unwrapped as unknown as typeof result;
-};
+// promise a handler returns, so those keep working. Every other error is cleaned of the
+// token here as well: got raises an abort (AbortError) and promise.cancel() (CancelError)
+// without running beforeError hooks.
+function finalErrors(clean: (error: unknown) => void): HandlerFunction {
+  return (options, next) => {
+    const result = next(options);
+    if (options.isStream || typeof (result as Partial<PromiseLike<unknown>>).then !== 'function') return result;
+    const unwrapped = (result as PromiseLike<unknown>).then(undefined, (error: unknown) => {
+      const tokenSourceError = tokenSourceErrorOf(error);
+      if (tokenSourceError !== undefined) throw tokenSourceError;
+      clean(error);
+      throw error;
+    });
+    return unwrapped as unknown as typeof result;
+  };
+}
 
 function tokenSourceErrorOf(error: unknown): TokenSourceError | undefined {
   if (isTokenSourceError(error)) return error;
