@@ -223,6 +223,17 @@ describe('got: errors do not hold the token', () => {
     expect(texts.some((text) => text.includes(first) || text.includes(second))).toBe(false);
   });
 
+  it('an aborted call (got raises AbortError without beforeError hooks) is cleaned too', async () => {
+    const hanging = await start(() => {}); // never answers
+    const client = withTokenSource(got, staticTokenSource(token));
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const error = await client.get(`${hanging.origin}/x`, { signal: controller.signal, retry: { limit: 0 } }).catch((e: unknown) => e);
+    expect((error as Error).name).toBe('AbortError');
+    expect(hanging.seen).toEqual([{ path: '/x', carried: true }]);
+    expect(rendersToken(error)).toBe(false);
+  });
+
   it('a beforeError hook added later sees the redacted error', async () => {
     const failing = await start((_request, response) => response.writeHead(500).end());
     let seenByHook: boolean | undefined;
