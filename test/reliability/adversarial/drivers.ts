@@ -113,7 +113,10 @@ const gotDriver: ClientDriver = {
 };
 
 /** The least of a fetch function the corpus calls. */
-type AnyFetch = (input: string, init?: Record<string, unknown>) => Promise<{ status: number; text(): Promise<string> }>;
+type AnyFetch = (
+  input: string,
+  init?: Record<string, unknown>,
+) => Promise<{ status: number; headers: { get(name: string): string | null }; text(): Promise<string>; arrayBuffer(): Promise<unknown> }>;
 
 function fetchDriver(name: string, version: string, raw: AnyFetch, transport: 'dispatcher' | 'agent'): ClientDriver {
   return {
