@@ -81,9 +81,24 @@ interface Sent {
  *   subdomain). Your own `beforeRedirect` still runs, before the guard.
  * - A request to an origin that is not allowed never gets the token, and a token this
  *   adapter set earlier is removed from a reused config (`instance.request(response.config)`).
+ * - Errors leave the adapter without the token's text: the response interceptor runs core's
+ *   `redactSecrets` on each one (its config, follow-redirects' options, the ClientRequest's
+ *   header text and header map, a fetch `Request`, the response), so `console.log(error)`,
+ *   `error.toJSON()` and logger serializers cannot print it. A retry helper that re-sends
+ *   `error.config` (axios-retry) gets a fresh token from the request interceptor.
  *
- * Request interceptors run last-registered-first: call this right after `axios.create()`,
- * so that interceptors you add later (which may change the URL) run before it.
+ * The instance is typed structurally ({@link AxiosLike}) and returned with its own type, so
+ * CommonJS apps, whose `AxiosInstance` comes from axios' `index.d.cts`, can pass theirs.
+ *
+ * Request interceptors run last-registered-first, response interceptors first-registered-first:
+ * call this right after `axios.create()`, so that request interceptors you add later (which
+ * may change the URL) run before it, and response interceptors you add later (loggers,
+ * axios-retry) see errors already cleaned.
+ *
+ * @param client - an axios instance (`axios.create()`, or `axios` itself).
+ * @param source - where tokens come from, e.g. a `FileTokenSource`.
+ * @param options - `origins` and `retryUnauthorized`; validated here (a `TypeError` names the bad option).
+ * @returns `client` itself, with its own type.
  *
  * @example
  * ```ts

@@ -76,7 +76,9 @@ const BODY_HEADERS = ['content-encoding', 'content-language', 'content-location'
  *   to the same host name on another port or to a subdomain. `redirect: 'manual'` and
  *   `'error'` are passed through as they are.
  *
- * Requests to other origins are passed to `fetch` untouched.
+ * Requests to other origins are passed to `fetch` untouched. An error the wrapper passes on
+ * after it set a token is cleaned of the token's text (core's `redactSecrets`); no supported
+ * fetch puts request headers in its errors, and the wrapper builds no `Request` of its own.
  *
  * @example
  * ```ts

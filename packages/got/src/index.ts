@@ -39,15 +39,26 @@ export interface TokenSourceHooks {
 /**
  * got hooks that plug a {@link TokenSource} into any got instance or request.
  *
- * - **beforeRequest** (every attempt, retry and same-origin redirect hop): when the request's
- *   origin is allowed by `origins` (default: every origin), awaits `source.getToken({ signal })`
- *   with the request's `signal` and sets `Authorization: Bearer <token>`. A rejection (a
- *   `TokenSourceError` such as `TOKEN_EXPIRED`, or the signal's reason) fails the request
- *   before anything is sent; got wraps it in a `RequestError` whose `cause` is the
- *   `TokenSourceError` and whose `code` is its code. ({@link withTokenSource} unwraps it.)
+ * - **beforeRequest** (every attempt, retry and redirect hop): when the request's origin is
+ *   allowed by `origins` (default: every origin) and the call has not left the origin it
+ *   started at, awaits `source.getToken({ signal })` with the request's `signal` and sets
+ *   `Authorization: Bearer <token>`. A rejection (a `TokenSourceError` such as
+ *   `TOKEN_EXPIRED`, or the signal's reason) fails the request before anything is sent; got
+ *   wraps it in a `RequestError` whose `cause` is the `TokenSourceError` and whose `code` is
+ *   its code. ({@link withTokenSource} unwraps it.) It also wraps the request's `request`
+ *   function, which got calls after every beforeRequest hook with the final URL: a token of
+ *   ours on a URL that is not allowed (a hook of a later `.extend()` changed it) or on a call
+ *   that left its origin is removed there, and the first URL actually requested is where the
+ *   call starts.
  * - **beforeRedirect**: as soon as a hop goes to another origin (scheme, host or port) than the
- *   one the request started at, the `Authorization` header is removed and no token is
- *   attached for the rest of the chain. got 14 alone strips it only when host or port change.
+ *   one the call started at, the `Authorization` header is removed and no token is attached
+ *   for the rest of the call: later hops, got's own retries (which go to the hop's URL), and
+ *   the adapter's 401 retry. The mark lives in `options.context`, which got carries to every
+ *   hop and retry of one call. got 14 alone strips the header only when host or port change.
+ * - **beforeError**: removes the token's text from the error (its options, got's request, the
+ *   ClientRequest's header text, the response) before your `beforeError` hooks and your code
+ *   see it (core's `redactSecrets`). got raises an abort (`AbortError`) and
+ *   `promise.cancel()` without beforeError hooks: {@link withTokenSource} cleans those too.
  * - **afterResponse** (promise API only; `retryUnauthorized`, default `true`): on a 401 to a
  *   request that carried a token, calls `source.invalidate(sentToken)`; when the source then
  *   holds a different token and the body can be sent again (`isReplayableBody` from core:
@@ -91,7 +102,9 @@ export function tokenSourceHooks(source: TokenSource, options: AdapterOptions = 
  * It also installs a got handler so that a failure of the source rejects the call with the
  * `TokenSourceError` itself (`isTokenSourceError(error)` is true, `error.code` is e.g.
  * `'TOKEN_EXPIRED'`), not got's `RequestError` wrapper; `beforeError` hooks still see the
- * wrapper. Streams (`client.stream()`) emit the wrapper: read `error.cause` there.
+ * wrapper. Streams (`client.stream()`) emit the wrapper: read `error.cause` there. The same
+ * handler cleans the token out of every other error the promise rejects with, aborts and
+ * cancels included.
  *
  * @param client - a got instance: `got` itself or one made with `got.extend()`.
  * @param source - where tokens come from, e.g. a `FileTokenSource`.
