@@ -24,17 +24,17 @@ export type { AdapterOptions, TokenSource } from '@podtoken/core';
  * `withTokenSource` returns the instance with its own type.
  */
 export interface AxiosLike {
+  // `any` where axios' own types would go: its config and response types are declared twice
+  // (CJS and ESM), and axios types `use` as a function property (checked strictly, not
+  // bivariantly), so only `any` callbacks accept both copies. The adapter uses axios' types inside.
   interceptors: {
     request: {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- axios' config type differs between its CJS and ESM declarations
       use(onFulfilled?: ((config: any) => any) | null, onRejected?: ((error: any) => any) | null, options?: any): number;
     };
     response: {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above, for the response type
       use(onFulfilled?: ((response: any) => any) | null, onRejected?: ((error: any) => any) | null, options?: any): number;
     };
   };
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
   request(config: any): Promise<any>;
 }
 
