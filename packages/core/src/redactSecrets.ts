@@ -38,7 +38,8 @@ const MIN_SECRET_LENGTH = 8;
  *
  * The walk is breadth first over own properties (string and symbol keys, enumerable or not)
  * of objects, arrays, errors, `Map`s and `Set`s. It reads data properties only (no getter
- * runs) and does not enter functions, byte buffers, promises, timers, live sockets
+ * runs, except a fetch `Request`'s `headers`; `Headers` are cleaned through `set()`, as
+ * undici 7 keeps them in private fields) and does not enter functions, byte buffers, promises, timers, live sockets
  * (`net.Socket`) or connection pools (`http.Agent`, undici dispatchers): through those an
  * error reaches other requests that may still be in flight, whose headers must not change
  * under them. A destroyed socket is entered: one that never connected still holds the
@@ -83,8 +84,39 @@ export function redactSecrets(root: unknown, secrets: Iterable<string>, options:
     }
   };
 
+  /** A fetch `Headers` keeps its list in private fields on some undici versions: clean it through its API. */
+  const cleanHeaders = (headers: HeadersLike): void => {
+    let entries: Array<[string, string]>;
+    try {
+      entries = [...headers];
+    } catch {
+      return;
+    }
+    for (const [name, value] of entries) {
+      if (typeof value !== 'string') continue;
+      const cleaned = clean(value);
+      if (cleaned === undefined) continue;
+      try {
+        headers.set(name, cleaned);
+        replaced += 1;
+      } catch {
+        unreachable += 1; // an immutable guard (a Response's headers)
+      }
+    }
+  };
+
   while (head < queue.length && head < maxObjects) {
     const object = queue[head++]!;
+    if (isHeadersLike(object)) cleanHeaders(object);
+    else if (isRequestLike(object)) {
+      // A fetch Request (axios' fetch adapter puts one in error.request): its headers live
+      // behind a getter, and on undici 7 in private fields the walk cannot see.
+      const headers = (object as { headers?: unknown }).headers;
+      if (isHeadersLike(headers)) {
+        cleanHeaders(headers);
+        visit(headers);
+      }
+    }
     if (object instanceof Map) {
       for (const [key, value] of object) {
         if (typeof value === 'string') {
@@ -126,6 +158,26 @@ export function redactSecrets(root: unknown, secrets: Iterable<string>, options:
     }
   }
   return { replaced, unreachable, visited: Math.min(head, queue.length), truncated: head < queue.length };
+}
+
+interface HeadersLike extends Iterable<[string, string]> {
+  set(name: string, value: string): void;
+}
+
+/** A fetch `Headers` (global, undici's or node-fetch's): iterable pairs with `set`. */
+function isHeadersLike(value: unknown): value is HeadersLike {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    Object.prototype.toString.call(value) === '[object Headers]' &&
+    typeof (value as Partial<HeadersLike>).set === 'function' &&
+    typeof (value as Partial<HeadersLike>)[Symbol.iterator] === 'function'
+  );
+}
+
+/** A fetch `Request` (global, undici's or node-fetch's). */
+function isRequestLike(value: object): boolean {
+  return Object.prototype.toString.call(value) === '[object Request]';
 }
 
 /** Objects the walk enters: not functions, bytes, promises, sockets or connection pools. */

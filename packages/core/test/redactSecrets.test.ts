@@ -28,6 +28,16 @@ describe('redactSecrets', () => {
     expect(result).toMatchObject({ replaced: 8, unreachable: 0, truncated: false });
   });
 
+  it('cleans a fetch Request and Headers through their API (undici 7 keeps them in private fields)', () => {
+    const request = new Request('http://127.0.0.1/x', { headers: { authorization: `Bearer ${SECRET}`, accept: 'text/plain' } });
+    const headers = new Headers({ authorization: `Bearer ${SECRET}` });
+    redactSecrets({ request, headers }, [SECRET]);
+    expect(request.headers.get('authorization')).toBe(`Bearer ${REDACTED}`);
+    expect(request.headers.get('accept')).toBe('text/plain');
+    expect(headers.get('authorization')).toBe(`Bearer ${REDACTED}`);
+    expect(holds(request) || holds(headers)).toBe(false);
+  });
+
   it('copes with cycles and leaves other text alone', () => {
     const a: Record<string, unknown> = { keep: 'nothing secret here' };
     a['self'] = a;
