@@ -76,7 +76,7 @@ export async function runCase(test: AdversarialCase, driver: ClientDriver, serve
       violations.push(`LEAK: ${rendering} of the error holds the token`);
     }
   }
-  const hops = seen.map((entry) => `${servers.label(entry.origin)}${entry.carried ? '*' : ''}`).join(' ');
+  const hops = squeeze(seen.map((entry) => `${servers.label(entry.origin)}${entry.carried ? '*' : ''}`));
   const end = result.status !== undefined ? String(result.status) : describe(result.error);
   return { caseId: test.id, driver: driver.name, cell: `${hops || '-'} → ${end}`, violations };
 }
@@ -114,12 +114,25 @@ export function formatTable(cases: readonly AdversarialCase[], drivers: readonly
   return [line(header), widths.map((width) => '─'.repeat(width)).join('─┼─'), ...rows.map(line)].join('\n');
 }
 
-/** An error's name and code (never its message or fields: those could hold anything). */
+/** `A* A* A* B` → `A*×3 B`: endless redirects stay one short cell. */
+function squeeze(hops: string[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < hops.length; ) {
+    let j = i;
+    while (j < hops.length && hops[j] === hops[i]) j++;
+    out.push(j - i > 2 ? `${hops[i]}×${j - i}` : hops.slice(i, j).join(' '));
+    i = j;
+  }
+  return out.join(' ');
+}
+
+/** An error's class and code (never its message or fields: those could hold anything). */
 function describe(error: unknown): string {
   if (error === undefined) return 'no status';
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
-    return typeof code === 'string' ? `${error.name} ${code}` : error.name;
+    const name = error.constructor.name || error.name;
+    return typeof code === 'string' ? `${name} ${code}` : name;
   }
   return typeof error;
 }
