@@ -1,9 +1,12 @@
+// Type-only: axios' own types are used inside, never in the public signature (see AxiosLike).
 import type { AxiosInstance, AxiosResponse, InternalAxiosRequestConfig } from 'axios';
 import {
   bearer,
   createOriginFilter,
   createRedirectGuard,
   isReplayableBody,
+  redactSecrets,
+  REDACTED,
   tokenAfterUnauthorized,
   type AdapterOptions,
   type RedirectGuard,
@@ -12,11 +15,35 @@ import {
 
 export type { AdapterOptions, TokenSource } from '@podtoken/core';
 
+/**
+ * What the adapter needs of an axios instance: its two interceptor managers and
+ * `request()`. A structural type rather than axios' `AxiosInstance`: axios ships separate
+ * declarations for `import` and `require` (`index.d.ts`, `index.d.cts`), so in a CommonJS
+ * TypeScript app the instance's `AxiosInstance` is not the one an ESM package would name,
+ * and the call would not typecheck. Every axios 1.x instance, from either entry, fits.
+ * `withTokenSource` returns the instance with its own type.
+ */
+export interface AxiosLike {
+  // `any` where axios' own types would go: its config and response types are declared twice
+  // (CJS and ESM), and axios types `use` as a function property (checked strictly, not
+  // bivariantly), so only `any` callbacks accept both copies. The adapter uses axios' types inside.
+  interceptors: {
+    request: {
+      use(onFulfilled?: ((config: any) => any) | null, onRejected?: ((error: any) => any) | null, options?: any): number;
+    };
+    response: {
+      use(onFulfilled?: ((response: any) => any) | null, onRejected?: ((error: any) => any) | null, options?: any): number;
+    };
+  };
+  request(config: any): Promise<any>;
+}
+
 // A string key, not a symbol: axios' mergeConfig copies only string keys into the retry's config.
 const RETRIED = '__podtokenRetried';
 // Marks our beforeRedirect guard, so a reused config gets one guard, not one per request.
 const GUARD = Symbol.for('podtoken.axios.beforeRedirect');
-// How many recent token values to remember for stripping them from configs that are reused.
+// How many recent token values to remember for stripping them from configs that are reused
+// and for cleaning errors.
 const RECENT = 8;
 
 type BeforeRedirect = NonNullable<InternalAxiosRequestConfig['beforeRedirect']>;
@@ -54,9 +81,24 @@ interface Sent {
  *   subdomain). Your own `beforeRedirect` still runs, before the guard.
  * - A request to an origin that is not allowed never gets the token, and a token this
  *   adapter set earlier is removed from a reused config (`instance.request(response.config)`).
+ * - Errors leave the adapter without the token's text: the response interceptor runs core's
+ *   `redactSecrets` on each one (its config, follow-redirects' options, the ClientRequest's
+ *   header text and header map, a fetch `Request`, the response), so `console.log(error)`,
+ *   `error.toJSON()` and logger serializers cannot print it. A retry helper that re-sends
+ *   `error.config` (axios-retry) gets a fresh token from the request interceptor.
  *
- * Request interceptors run last-registered-first: call this right after `axios.create()`,
- * so that interceptors you add later (which may change the URL) run before it.
+ * The instance is typed structurally ({@link AxiosLike}) and returned with its own type, so
+ * CommonJS apps, whose `AxiosInstance` comes from axios' `index.d.cts`, can pass theirs.
+ *
+ * Request interceptors run last-registered-first, response interceptors first-registered-first:
+ * call this right after `axios.create()`, so that request interceptors you add later (which
+ * may change the URL) run before it, and response interceptors you add later (loggers,
+ * axios-retry) see errors already cleaned.
+ *
+ * @param client - an axios instance (`axios.create()`, or `axios` itself).
+ * @param source - where tokens come from, e.g. a `FileTokenSource`.
+ * @param options - `origins` and `retryUnauthorized`; validated here (a `TypeError` names the bad option).
+ * @returns `client` itself, with its own type.
  *
  * @example
  * ```ts
@@ -71,7 +113,8 @@ interface Sent {
  * const { data } = await api.get('/v1/things');
  * ```
  */
-export function withTokenSource(instance: AxiosInstance, source: TokenSource, options: AdapterOptions = {}): AxiosInstance {
+export function withTokenSource<I extends AxiosLike>(client: I, source: TokenSource, options: AdapterOptions = {}): I {
+  const instance = client as unknown as AxiosInstance;
   if (typeof instance?.interceptors?.request?.use !== 'function' || typeof instance.request !== 'function') {
     throw new TypeError('withTokenSource: instance must be an axios instance (from axios.create())');
   }
@@ -84,6 +127,7 @@ export function withTokenSource(instance: AxiosInstance, source: TokenSource, op
   // resolving it costs more than the rest of the interceptor.
   const everyOrigin = options.origins === undefined;
   const sent = new WeakMap<object, Sent>();
+  // Token values handed out lately (raw, not the header): what errors are cleaned of.
   const recent: string[] = [];
   // The header for the last token seen: getToken() hands out the same string until a
   // rotation, so this saves building (and axios re-checking) a new ~1 KB string per request.
@@ -95,7 +139,7 @@ export function withTokenSource(instance: AxiosInstance, source: TokenSource, op
       const url = requestUrl(config);
       if (url === undefined || !allowed(url)) {
         const header = config.headers.get('Authorization');
-        if (typeof header === 'string' && recent.includes(header)) config.headers.delete('Authorization');
+        if (typeof header === 'string' && isOwnHeader(header)) config.headers.delete('Authorization');
         return config;
       }
     }
@@ -104,8 +148,8 @@ export function withTokenSource(instance: AxiosInstance, source: TokenSource, op
     if (token !== lastToken) {
       lastToken = token;
       lastHeader = bearer(token);
-      if (!recent.includes(lastHeader)) {
-        recent.push(lastHeader);
+      if (!recent.includes(token)) {
+        recent.push(token);
         if (recent.length > RECENT) recent.shift();
       }
     }
@@ -115,6 +159,11 @@ export function withTokenSource(instance: AxiosInstance, source: TokenSource, op
     config.beforeRedirect = guardRedirects(config.beforeRedirect, state);
     return config;
   });
+
+  /** Whether an `Authorization` value is one this adapter set (a recent token, or one cleaned from an error). */
+  function isOwnHeader(header: string): boolean {
+    return header.includes(REDACTED) || recent.some((token) => header.includes(token));
+  }
 
   async function retry(config: InternalAxiosRequestConfig | undefined): Promise<AxiosResponse | undefined> {
     if (config === undefined) return undefined;
@@ -144,13 +193,29 @@ export function withTokenSource(instance: AxiosInstance, source: TokenSource, op
     async (error: unknown) => {
       const { response, config } = (error ?? {}) as { response?: AxiosResponse; config?: InternalAxiosRequestConfig };
       if (response?.status === 401) {
-        const retried = await retry(config);
+        let retried: AxiosResponse | undefined;
+        try {
+          retried = await retry(config);
+        } catch (retryError) {
+          throw clean(retryError);
+        }
         if (retried !== undefined) return retried;
       }
-      throw error;
+      throw clean(error);
     },
   );
-  return instance;
+  return client;
+
+  /**
+   * Takes the token's text out of an error before it leaves the adapter: its config
+   * (`Authorization`), its request (follow-redirects' options, the ClientRequest's raw header
+   * text and header map, a fetch `Request`'s headers), its response. A config re-sent later
+   * (axios-retry sends `error.config` again) gets a fresh token from the request interceptor.
+   */
+  function clean(error: unknown): unknown {
+    if (typeof error === 'object' && error !== null) redactSecrets(error, recent);
+    return error;
+  }
 }
 
 // axios refuses `http:host` (no `//`), which the URL parser would accept: see requestUrl().

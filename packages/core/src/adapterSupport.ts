@@ -5,14 +5,22 @@ import type { TokenSource } from './tokenSource.js';
 /** Options every HTTP adapter (`@podtoken/axios`, `/got`, `/fetch`) takes. */
 export interface AdapterOptions {
   /**
-   * Attach the token only to requests for these origins: `'https://vault:8200'` strings
-   * (compared as URL origins) or regular expressions tested against the origin, which
-   * must be anchored with `^` and `$` (`/^https:\/\/[a-z-]+\.svc$/`): an unanchored
-   * `/api\.example\.com/` would also match `https://api.example.com.evil.io`. An empty
-   * array is refused, as it would never send the token.
+   * Attach the token only to requests for these origins. Each entry is one of:
+   * - an origin string, `scheme://host[:port]` and nothing more (`'https://vault:8200'`;
+   *   one trailing `/` is tolerated), compared as a URL origin (scheme, host and port;
+   *   `https://vault:443` is `https://vault`);
+   * - a `URL` object that is a pure origin (`new URL('https://vault:8200')`);
+   * - a regular expression tested against the origin, which must be anchored with `^` and
+   *   `$` (`/^https:\/\/[a-z-]+\.svc$/`): an unanchored `/api\.example\.com/` would also
+   *   match `https://api.example.com.evil.io`.
+   *
+   * Anything else throws a `TypeError` that names the entry (with any password hidden): an
+   * entry with a path (`https://x/api`), credentials (`https://user:pw@x`), a query
+   * (`https://x?q`) or a fragment (`https://x#f`) is refused rather than cut down to its
+   * origin, and so is an empty array, which would never send the token.
    * Default: every request.
    */
-  origins?: Array<string | RegExp>;
+  origins?: Array<string | URL | RegExp>;
   /**
    * On a 401 for the token it sent, an adapter always calls `source.invalidate(sentToken)`
    * (a 401 is the signal to re-read), so the next request carries a fresh token. With
@@ -26,9 +34,11 @@ export interface AdapterOptions {
 
 /**
  * Builds the test adapters use to decide whether a URL may receive the token. Validates
- * `origins` up front, with a `TypeError` that names the bad entry: each string must be an
- * origin such as `"https://api.example.com"`, each RegExp must be anchored with `^` and `$`
- * (in every top-level alternative), and the array must not be empty.
+ * `origins` up front, with a `TypeError` that names the bad entry: each string (or `URL`)
+ * must be an origin and nothing more, such as `"https://api.example.com"` (no path,
+ * credentials, query or fragment: such an entry is refused, never cut down to its origin),
+ * each RegExp must be anchored with `^` and `$` (in every top-level alternative), and the
+ * array must not be empty.
  *
  * @param origins - {@link AdapterOptions.origins}; `undefined` allows every URL.
  * @param where - the caller's name, for error messages.
@@ -41,6 +51,7 @@ export interface AdapterOptions {
  * allowed('https://vault:8200/v1/secret'); // true
  * allowed('https://vault.evil.io:8200/'); // false
  * createOriginFilter([/vault/]); // TypeError: not anchored with ^ and $
+ * createOriginFilter(['https://vault:8200/v1']); // TypeError: has a path
  * ```
  */
 export function createOriginFilter(origins: AdapterOptions['origins'], where = 'withTokenSource'): (url: string | URL) => boolean {
@@ -62,16 +73,7 @@ export function createOriginFilter(origins: AdapterOptions['origins'], where = '
       patterns.push(origin);
       continue;
     }
-    let parsed: string;
-    try {
-      parsed = new URL(origin).origin;
-    } catch {
-      parsed = 'null';
-    }
-    if (typeof origin !== 'string' || parsed === 'null') {
-      throw new TypeError(`${where}: origins holds ${JSON.stringify(origin)}, which is not an origin like "https://api.example.com"`);
-    }
-    exact.add(parsed);
+    exact.add(parseOrigin(origin, where));
   }
   return (url) => {
     let origin: string;
@@ -86,6 +88,61 @@ export function createOriginFilter(origins: AdapterOptions['origins'], where = '
       return pattern.test(origin);
     });
   };
+}
+
+// scheme://authority with an optional single trailing slash: nothing the URL parser would
+// drop or move (a path, a query, a fragment, backslashes, blanks) and no userinfo.
+const ORIGIN_TEXT = /^[a-z][a-z\d+\-.]*:\/\/[^/\\?#@\s]+\/?$/i;
+
+/**
+ * The origin an `origins` entry stands for, or a `TypeError` saying why the entry is not
+ * an origin. The entry is quoted with any userinfo hidden: `https://user:pw@x` must not put
+ * a password in an error message.
+ */
+function parseOrigin(entry: unknown, where: string): string {
+  const isUrl = entry instanceof URL;
+  if (typeof entry !== 'string' && !isUrl) {
+    throw new TypeError(`${where}: origins holds ${describeEntry(entry)}; each entry must be an origin string like "https://api.example.com", a URL of one, or an anchored RegExp`);
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(entry);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || url.origin === 'null') {
+    throw new TypeError(`${where}: origins holds ${quote(entry)}, which is not an origin like "https://api.example.com"`);
+  }
+  const extra = url.username !== '' || url.password !== '' || (typeof entry === 'string' && /^[^/]*\/\/[^/?#]*@/.test(entry))
+    ? 'credentials'
+    : url.pathname !== '/'
+      ? `a path (${url.pathname})`
+      : url.search !== '' || url.href.includes('?')
+        ? 'a query'
+        : url.hash !== '' || url.href.includes('#')
+          ? 'a fragment'
+          : typeof entry === 'string' && !ORIGIN_TEXT.test(entry)
+            ? 'characters an origin cannot hold'
+            : undefined;
+  if (extra !== undefined) {
+    throw new TypeError(
+      `${where}: origins holds ${quote(entry)}, which has ${extra}: an entry must be an origin (scheme://host[:port]) and nothing more, ` +
+        `e.g. ${JSON.stringify(url.origin)}; the token is sent to the whole origin, never only to a path of it`,
+    );
+  }
+  return url.origin;
+}
+
+/** An `origins` entry as an error message shows it: quoted, its userinfo hidden. */
+function quote(entry: string | URL): string {
+  const text = String(entry).replace(/^([^/]*\/\/)[^/?#]*@/, '$1***@');
+  return `${entry instanceof URL ? 'the URL ' : ''}${JSON.stringify(text)}`;
+}
+
+function describeEntry(entry: unknown): string {
+  if (entry === null) return 'null';
+  if (typeof entry === 'object') return `an object (${Object.prototype.toString.call(entry).slice(8, -1)})`;
+  return `a ${typeof entry}`;
 }
 
 /** The `Authorization` header value for `token`. */

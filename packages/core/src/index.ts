@@ -13,3 +13,5 @@ export type { TokenErrorCode, TokenSourceErrorOptions } from './errors.js';
 export type { TokenFileSystem, TokenFileHandle, TokenFileWatcher } from './fileSystem.js';
 export { createOriginFilter, createRedirectGuard, isReplayableBody, bearer, tokenForRetry, tokenAfterUnauthorized } from './adapterSupport.js';
 export type { AdapterOptions, RedirectGuard, TokenAfterUnauthorizedOptions } from './adapterSupport.js';
+export { redactSecrets, REDACTED } from './redactSecrets.js';
+export type { RedactSecretsOptions, RedactSecretsResult } from './redactSecrets.js';

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createRedirectGuard, isReplayableBody, tokenAfterUnauthorized, TokenSourceError, type TokenSource } from '../src/index.js';
+import { createOriginFilter, createRedirectGuard, isReplayableBody, tokenAfterUnauthorized, TokenSourceError, type TokenSource } from '../src/index.js';
 
 describe('isReplayableBody', () => {
   it.each([
@@ -145,5 +145,68 @@ describe('tokenAfterUnauthorized', () => {
     const signal = new AbortController().signal;
     await tokenAfterUnauthorized(source, 'old', { replayable: true, signal });
     expect(seen).toEqual([signal]);
+  });
+});
+
+describe('createOriginFilter: an entry must be an origin and nothing more', () => {
+  it.each([
+    ['a path', 'https://x.example/api', /has a path \(\/api\)/],
+    ['credentials', 'https://user:pw@x.example', /has credentials/],
+    ['a user name alone', 'https://user@x.example', /has credentials/],
+    ['an empty userinfo', 'https://@x.example', /has credentials/],
+    ['a query', 'https://x.example?q', /has a query/],
+    ['an empty query', 'https://x.example?', /has a query/],
+    ['a fragment', 'https://x.example#f', /has a fragment/],
+    ['an empty fragment', 'https://x.example#', /has a fragment/],
+    ['a path and a port', 'https://x.example:8443/v1/', /has a path \(\/v1\/\)/],
+    ['backslashes the URL parser would turn into //', 'https:\\\\x.example', /characters an origin cannot hold/],
+    ['blanks the URL parser would trim', ' https://x.example', /characters an origin cannot hold/],
+  ])('refuses %s (%s) with a TypeError instead of cutting it down', (_name, entry, reason) => {
+    expect(() => createOriginFilter([entry])).toThrow(TypeError);
+    expect(() => createOriginFilter([entry])).toThrow(reason);
+    expect(() => createOriginFilter(['https://ok.example', entry], 'tokenSourceHooks')).toThrow(/^tokenSourceHooks: origins holds /);
+  });
+
+  it('names the entry without its password', () => {
+    let message = '';
+    try {
+      createOriginFilter(['https://user:s3cr3t-pw@x.example']);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('"https://***@x.example"');
+    expect(message.includes('s3cr3t')).toBe(false);
+  });
+
+  it('suggests the origin the entry would have been cut to', () => {
+    expect(() => createOriginFilter(['https://x.example:8443/api'])).toThrow(/e\.g\. "https:\/\/x\.example:8443"/);
+  });
+
+  it.each([
+    ['scheme://host', 'https://x.example', 'https://x.example/v1'],
+    ['with a port', 'https://x.example:8443', 'https://x.example:8443/'],
+    ['one trailing slash', 'https://x.example/', 'https://x.example/v1'],
+    ['the default port spelled out', 'https://x.example:443', 'https://x.example/v1'],
+    ['upper case', 'HTTPS://X.Example', 'https://x.example/v1'],
+    ['an IPv6 literal', 'http://[::1]:8080', 'http://[::1]:8080/'],
+  ])('accepts %s (%s)', (_name, entry, url) => {
+    expect(createOriginFilter([entry])(url)).toBe(true);
+  });
+
+  it('accepts a URL object that is a pure origin, and refuses one with more', () => {
+    const allowed = createOriginFilter([new URL('https://x.example:8443')]);
+    expect(allowed('https://x.example:8443/v1')).toBe(true);
+    expect(allowed('https://x.example/v1')).toBe(false);
+    expect(() => createOriginFilter([new URL('https://x.example/api')])).toThrow(/the URL "https:\/\/x\.example\/api", which has a path/);
+    expect(() => createOriginFilter([new URL('https://u:p@x.example')])).toThrow(/has credentials/);
+    expect(() => createOriginFilter([new URL('https://x.example/?q=1')])).toThrow(/has a query/);
+  });
+
+  it('refuses what is no origin at all, and other types, naming them', () => {
+    expect(() => createOriginFilter(['vault'])).toThrow(/"vault", which is not an origin/);
+    expect(() => createOriginFilter(['file:///etc'])).toThrow(/not an origin/);
+    expect(() => createOriginFilter([42 as unknown as string])).toThrow(/origins holds a number/);
+    expect(() => createOriginFilter([null as unknown as string])).toThrow(/origins holds null/);
+    expect(() => createOriginFilter([{} as unknown as string])).toThrow(/origins holds an object \(Object\)/);
   });
 });

@@ -3,6 +3,7 @@ import {
   createOriginFilter,
   createRedirectGuard,
   isReplayableBody,
+  redactSecrets,
   tokenAfterUnauthorized,
   type AdapterOptions,
   type RedirectGuard,
@@ -75,7 +76,9 @@ const BODY_HEADERS = ['content-encoding', 'content-language', 'content-location'
  *   to the same host name on another port or to a subdomain. `redirect: 'manual'` and
  *   `'error'` are passed through as they are.
  *
- * Requests to other origins are passed to `fetch` untouched.
+ * Requests to other origins are passed to `fetch` untouched. An error the wrapper passes on
+ * after it set a token is cleaned of the token's text (core's `redactSecrets`); no supported
+ * fetch puts request headers in its errors, and the wrapper builds no `Request` of its own.
  *
  * @example
  * ```ts
@@ -100,6 +103,18 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
   const raw = fetch as unknown as RawFetch;
 
   const wrapped = async function fetchWithToken(input: unknown, init?: Record<string, unknown>): Promise<ResponseLike> {
+    const sent: string[] = [];
+    try {
+      return await send(input, init, sent);
+    } catch (error) {
+      // No fetch implementation we support puts request headers in its errors today; one
+      // that did (or a cause chain that reaches a Request) must not carry the token off.
+      if (sent.length > 0 && typeof error === 'object' && error !== null) redactSecrets(error, sent);
+      throw error;
+    }
+  };
+
+  const send = async (input: unknown, init: Record<string, unknown> | undefined, sent: string[]): Promise<ResponseLike> => {
     const request = asRequest(input);
     const href = request?.url ?? (typeof input === 'string' ? input : input instanceof URL ? input.href : undefined);
     // Not a URL we can read: let fetch handle (or report) it its own way, without our token.
@@ -124,6 +139,7 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
     let replayable = !requestHasBody && isReplayableBody(body);
 
     let token = await source.getToken(signal === undefined ? undefined : { signal });
+    sent.push(token);
     setHeader(headers, 'authorization', bearer(token));
 
     const follow = (fields.redirect ?? request?.redirect ?? 'follow') === 'follow';
@@ -153,6 +169,7 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
         if (next !== undefined) {
           await discard(response);
           token = next;
+          sent.push(token);
           setHeader(headers, 'authorization', bearer(token));
           continue;
         }
