@@ -1,5 +1,6 @@
-import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
 import { TokenSourceError } from './errors.js';
+import { decodeJsonSegment, isBase64url } from './internal/jwtParts.js';
+import { printable } from './internal/printable.js';
 
 /** A named Kubernetes object a bound token is tied to. */
 export interface Ref {
@@ -70,10 +71,11 @@ const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 const LEGACY_ISSUER = 'kubernetes/serviceaccount';
 // A header value cannot hold control characters or spaces; a file that does is not a token.
 const OPAQUE_TOKEN = /^[\x21-\x7e]+$/;
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
+// Every JWT starts with these three characters (the base64url of `{"`).
+const JWT_START = 'eyJ';
 // Signature sizes by algorithm: RSA signatures are as long as the modulus (1024 to 8192 bits).
 const RSA_BYTES = [128, 256, 384, 512, 1024];
-const SIGNATURE_BYTES: Record<string, readonly number[]> = {
+const SIGNATURE_BYTES: Readonly<Record<string, readonly number[]>> = {
   RS256: RSA_BYTES,
   RS384: RSA_BYTES,
   RS512: RSA_BYTES,
@@ -95,8 +97,9 @@ const SIGNATURE_BYTES: Record<string, readonly number[]> = {
  *
  * Accepts bound, legacy and other JWTs and opaque (non-JWT) tokens. Throws a
  * {@link TokenSourceError} with code `TOKEN_MALFORMED` for empty input, a broken JWT
- * (anything with two dots or starting with `eyJ` must decode as one) or characters that
- * cannot go in an `Authorization` header. Does not check expiry or audience.
+ * (anything with two dots or starting with `eyJ` must decode as one, and `e` or `ey` alone
+ * is the start of one, cut short), or characters that cannot go in an `Authorization`
+ * header. Does not check expiry or audience.
  *
  * @example
  * ```ts
@@ -115,7 +118,8 @@ export function decodeToken(raw: string, options: DecodeTokenOptions = {}): Toke
     throw new TokenSourceError('TOKEN_MALFORMED', 'The token is empty.');
   }
   const parts = value.split('.');
-  const looksLikeJwt = parts.length === 3 || value.startsWith('eyJ');
+  // `e` and `ey` are what a file that is being given a JWT holds for a moment: not tokens.
+  const looksLikeJwt = parts.length === 3 || value.startsWith(JWT_START) || JWT_START.startsWith(value);
   if (!looksLikeJwt) {
     if (!OPAQUE_TOKEN.test(value)) {
       throw new TokenSourceError(
@@ -125,8 +129,7 @@ export function decodeToken(raw: string, options: DecodeTokenOptions = {}): Toke
     }
     return createToken(value, { kind: 'opaque', audience: [] });
   }
-  const claims = decodeJwtParts(value, parts);
-  return fromClaims(value, claims, refreshRatio);
+  return fromClaims(value, decodeJwtParts(parts), refreshRatio);
 }
 
 /** @internal Throws the TypeError that names the option, as every entry point does. */
@@ -136,35 +139,28 @@ export function validateRefreshRatio(ratio: number, where: string): void {
   }
 }
 
-function decodeJwtParts(value: string, parts: string[]): JWTPayload {
+type Claims = Record<string, unknown>;
+
+function decodeJwtParts(parts: string[]): Claims {
   const malformed = (why: string) =>
     new TokenSourceError('TOKEN_MALFORMED', `The token is not a well-formed JWT: ${why}.`);
   if (parts.length !== 3) throw malformed(`it has ${parts.length} dot-separated parts, not 3`);
-  if (!parts.every((part) => BASE64URL.test(part))) {
-    throw malformed('a part is empty or not base64url');
-  }
-  let header: Record<string, unknown>;
-  try {
-    header = decodeProtectedHeader(value) as Record<string, unknown>;
-  } catch {
-    // jose's own error is dropped on purpose: its cause may quote the decoded bytes.
-    throw malformed('the header does not decode to a JSON object');
-  }
+  if (!parts.every(isBase64url)) throw malformed('a part is empty or not base64url');
+  const header = decodeJsonSegment(parts[0]!);
+  if (header === undefined) throw malformed('the header does not decode to a JSON object');
   if (typeof header['alg'] !== 'string') throw malformed('the header has no "alg"');
   // A write cut inside the signature still decodes; its length gives it away.
-  const lengths = SIGNATURE_BYTES[header['alg']];
+  const lengths = Object.hasOwn(SIGNATURE_BYTES, header['alg']) ? SIGNATURE_BYTES[header['alg']] : undefined;
   const signatureBytes = Math.floor((parts[2]!.length * 3) / 4);
   if (lengths !== undefined && !lengths.includes(signatureBytes)) {
-    throw malformed(`its ${header['alg']} signature is ${signatureBytes} bytes long (cut short?)`);
+    throw malformed(`its ${printable(header['alg'])} signature is ${signatureBytes} bytes long (cut short?)`);
   }
-  try {
-    return decodeJwt(value);
-  } catch {
-    throw malformed('the payload does not decode to a JSON object');
-  }
+  const claims = decodeJsonSegment(parts[1]!);
+  if (claims === undefined) throw malformed('the payload does not decode to a JSON object');
+  return claims;
 }
 
-function fromClaims(value: string, claims: JWTPayload, refreshRatio: number): Token {
+function fromClaims(value: string, claims: Claims, refreshRatio: number): Token {
   if (claims.exp !== undefined && numericDate(claims.exp) === undefined) {
     // An exp we cannot read must not become "never expires".
     throw new TokenSourceError('TOKEN_MALFORMED', 'The token is not a well-formed JWT: its "exp" is not a usable NumericDate.');
@@ -221,7 +217,7 @@ function boundClaims(k8s: Record<string, unknown>): KubernetesClaims | undefined
   });
 }
 
-function legacyClaims(claims: JWTPayload): KubernetesClaims {
+function legacyClaims(claims: Claims): KubernetesClaims {
   const str = (key: string) => (typeof claims[key] === 'string' ? (claims[key] as string) : '');
   const secretName = str('kubernetes.io/serviceaccount/secret.name');
   return withoutUndefined({

@@ -1,14 +1,28 @@
 import { TokenSourceError } from '../errors.js';
-import type { TokenFileSystem } from '../fileSystem.js';
+import type { TokenFileHandle, TokenFileSystem } from '../fileSystem.js';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Reads at most `maxBytes` (+1 to detect overflow) from `path`, so a 10 MiB file costs
- * 64 KiB of memory, not 10 MiB. One open, one or more reads, one close: the only I/O a
- * reload does.
+ * 64 KiB of memory, not 10 MiB. One open, one or more reads, one close.
  */
 export async function readTokenFile(fs: TokenFileSystem, path: string, maxBytes: number): Promise<string> {
+  return (await readTokenFileTimed(fs, path, maxBytes, false)).text;
+}
+
+/** What {@link readTokenFileTimed} read. */
+export interface FileContent {
+  readonly text: string;
+  /** The file's mtime, in ms since the epoch, taken after the read; undefined when not asked for or unknown. */
+  readonly modifiedAt: number | undefined;
+}
+
+/**
+ * {@link readTokenFile}, and with `withTime` the file's modification time, read from the
+ * open handle after the content (so a write during the read shows in it).
+ */
+export async function readTokenFileTimed(fs: TokenFileSystem, path: string, maxBytes: number, withTime: boolean): Promise<FileContent> {
   let handle;
   try {
     handle = await fs.promises.open(path, 'r');
@@ -33,15 +47,27 @@ export async function readTokenFile(fs: TokenFileSystem, path: string, maxBytes:
         { path },
       );
     }
+    let text: string;
     try {
-      return utf8.decode(buffer.subarray(0, length));
+      text = utf8.decode(buffer.subarray(0, length));
     } catch {
       throw new TokenSourceError('TOKEN_MALFORMED', `Token file ${path} is not valid UTF-8.`, { path });
     }
+    return { text, modifiedAt: withTime ? await modifiedAt(handle) : undefined };
   } catch (error) {
     throw error instanceof TokenSourceError ? error : fileError(error, path);
   } finally {
     await handle.close().catch(() => {});
+  }
+}
+
+async function modifiedAt(handle: TokenFileHandle): Promise<number | undefined> {
+  if (typeof handle.stat !== 'function') return undefined;
+  try {
+    const mtime = Number((await handle.stat()).mtimeMs);
+    return Number.isFinite(mtime) ? mtime : undefined;
+  } catch {
+    return undefined;
   }
 }
 
