@@ -42,8 +42,6 @@ class FolderWatch {
   // timer holds the process open in the watcher's place: a watching source keeps the
   // process alive until close(), whether or not its folder exists yet.
   #keepAlive: ReturnType<typeof setInterval> | undefined;
-  // Once `..data` has been seen, per-file events are echoes of the same swap.
-  #kubeletLayout = false;
 
   constructor(
     readonly dir: string,
@@ -135,11 +133,12 @@ class FolderWatch {
 
   #dispatch(name: string): void {
     if (name === DATA_LINK) {
-      this.#kubeletLayout = true;
       this.#notifyAll();
       return;
     }
-    if (this.#kubeletLayout) return;
+    // In the kubelet's layout an event naming the file itself is its symlink being made or
+    // removed: the atomic writer makes `token -> ..data/token` just after the first swap
+    // that holds it, so the read the swap caused found no file yet. Read again.
     for (const subscriber of this.#subscribers) {
       if (subscriber.fileName === name) subscriber.onChange();
     }
