@@ -267,3 +267,8 @@ export function acquireTokenFile(
     },
   };
 }
+
+/** @internal How many token files (node:fs ones) sources share reads of now, for tests and benchmarks. */
+export function openTokenFileCount(): number {
+  return nodeFiles.size;
+}
