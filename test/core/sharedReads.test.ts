@@ -131,7 +131,10 @@ describe('many sources on one file', () => {
     const audiences = [undefined, 'api', 'vault', ['x', 'vault']] as const;
     const sources = Array.from(
       { length: 10_000 },
-      (_, i) => new FileTokenSource({ path: volume.path('token'), fs: files, pollInterval: 0, audience: audiences[i % 4] as string | string[] | undefined }),
+      (_, i) => {
+        const audience = audiences[i % 4];
+        return new FileTokenSource({ path: volume.path('token'), fs: files, pollInterval: 0, ...(audience === undefined ? {} : { audience: audience as string | string[] }) });
+      },
     );
     // Their own checks: these want an audience the token does not have.
     const strangers = Array.from({ length: 10 }, () => new FileTokenSource({ path: volume.path('token'), fs: files, pollInterval: 0, audience: 'other' }));
