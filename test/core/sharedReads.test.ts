@@ -91,6 +91,21 @@ describe('invalidate() when a server refuses every request', () => {
     expect(files.opens).toBe(1); // before: 2 (one read, and one queued behind it)
   });
 
+  it('the cooldown is the file\'s: a 401 on one source answers 401s for the same token on the others', async () => {
+    const volume = new ProjectedVolume({ dir: await tempDir() });
+    const token = await issuer.mint({ audience: ['a', 'b'] });
+    await volume.write({ token });
+    const files = counting(fs as never);
+    const sources = ['a', 'b', 'a', 'b'].map((audience) => new FileTokenSource({ path: volume.path('token'), fs: files, pollInterval: 0, audience }));
+    defer(() => Promise.all(sources.map((source) => source.close())));
+    await Promise.all(sources.map((source) => source.ready()));
+    files.opens = 0;
+    for (let i = 0; i < 50; i++) {
+      for (const source of sources) await source.invalidate(token);
+    }
+    expect(files.opens).toBeLessThanOrEqual(2); // one, or two if the loop straddled the one-second cooldown
+  });
+
   it('through the fetch adapter: 300 requests to a server that answers 401 to all read the file a handful of times', async () => {
     const server = createServer((_request, response) => {
       response.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end();

@@ -72,14 +72,10 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
-/** The last invalidate() read, for the cooldown. */
+/** An invalidate() re-read under way, which further calls for the same token join. */
 interface Invalidation {
   readonly rejected: string;
   readonly promise: Promise<void>;
-  /** Date.now() when its read was done; undefined while it runs. */
-  doneAt: number | undefined;
-  /** The token in memory after it, when the read found no other token. */
-  unchangedToken: Token | undefined;
 }
 
 const SECOND = 1000;
@@ -252,34 +248,25 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
    * A server rejected `rejected` (e.g. answered 401): re-read the file now, even when the
    * token in memory is already another one (that one may have been replaced on disk too).
    * Concurrent calls share one read, plus at most one queued behind it; calls for a token
-   * whose re-read is running join that read, and for one second after a re-read that found
-   * the same token in the file, calls for that token are answered by it without reading
-   * again (a folder event still reads at once). Resolves when the read is done; never
-   * rejects (read errors go to `onError`).
+   * whose re-read is running join that read. For one second after a re-read (by this source
+   * or another on the same file) that left the rejected token in place, calls for that token
+   * are answered by it without reading again: a server that refuses everything costs one
+   * read a second, not one per request (a folder event still reads at once). Resolves when
+   * the read is done; never rejects (read errors go to `onError`).
    */
   async invalidate(rejected: string): Promise<void> {
     if (typeof rejected !== 'string') throw new TypeError('invalidate: rejected must be the token string the server refused');
     if (this.#closed) return;
-    const last = this.#invalidation;
-    if (last !== undefined && last.rejected === rejected) {
-      if (last.doneAt === undefined) return last.promise;
-      if (
-        last.unchangedToken !== undefined &&
-        last.unchangedToken === this.#token &&
-        Date.now() - last.doneAt < INVALIDATE_COOLDOWN_MS
-      ) {
-        return;
-      }
-    }
+    if (this.#invalidation?.rejected === rejected) return this.#invalidation.promise;
     const before = this.#token;
+    if (before?.value === rejected && this.#file.unchangedSince(rejected, INVALIDATE_COOLDOWN_MS)) return;
     const invalidation: Invalidation = {
       rejected,
       promise: this.#reload('invalidate').then(() => {
-        invalidation.doneAt = Date.now();
-        invalidation.unchangedToken = this.#token === before ? before : undefined;
+        if (this.#invalidation === invalidation) this.#invalidation = undefined;
+        // The re-read found no other token: the server refuses the one the file holds.
+        if (before?.value === rejected && this.#token === before) this.#file.noteUnchanged(rejected);
       }),
-      doneAt: undefined,
-      unchangedToken: undefined,
     };
     this.#invalidation = invalidation;
     return invalidation.promise;

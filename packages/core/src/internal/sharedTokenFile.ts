@@ -69,6 +69,8 @@ export class SharedTokenFile {
   // Whether the last read went through `..data` (then no mtime is asked for).
   #atomic = false;
   #pause: { timer: ReturnType<typeof setTimeout>; done: () => void } | undefined;
+  // The last invalidate() re-read that left the rejected token in place, for the cooldown.
+  #invalidated: { readonly rejected: string; readonly doneAt: number } | undefined;
 
   constructor(fs: TokenFileSystem, path: string, maxBytes: number) {
     this.#fs = fs;
@@ -98,6 +100,20 @@ export class SharedTokenFile {
     }
     this.#pending ??= (flight?.promise ?? Promise.resolve()).then(() => this.#start());
     return this.#pending;
+  }
+
+  /**
+   * Notes that a re-read for a 401 of `rejected` found it still the token in use: for
+   * `withinMs`, further 401s for it, from any source on this file, need not read again.
+   */
+  noteUnchanged(rejected: string): void {
+    this.#invalidated = { rejected, doneAt: Date.now() };
+  }
+
+  /** Whether a re-read for `rejected` found it unchanged less than `withinMs` ago. */
+  unchangedSince(rejected: string, withinMs: number): boolean {
+    const last = this.#invalidated;
+    return last !== undefined && last.rejected === rejected && Date.now() - last.doneAt < withinMs;
   }
 
   /** @internal Registry bookkeeping. */
