@@ -1,13 +1,14 @@
-import * as nodeFs from 'node:fs';
 import { resolve } from 'node:path';
-import { TokenSourceError } from './errors.js';
+import { printable, TokenSourceError } from './errors.js';
 import type { TokenFileSystem } from './fileSystem.js';
 import { watchFolder, type FolderSubscription } from './internal/folderWatch.js';
-import { signatureCutShort } from './internal/jwtParts.js';
-import { printable } from './internal/printable.js';
 import { acquireTokenFile, asTokenError, type ContentRead, type SharedTokenFile } from './internal/sharedTokenFile.js';
-import { validateRefreshRatio, type Token } from './token.js';
+import { signatureCutShort, validateRefreshRatio, type Token } from './token.js';
 import type { GetTokenOptions, TokenSource } from './tokenSource.js';
+
+// node:fs without its ES module facade, whose creation reads every export, fs.promises
+// included (loading fs/promises' modules: milliseconds of start-up for every process).
+const nodeFs = process.getBuiltinModule('node:fs');
 
 /** Where the kubelet mounts the default ServiceAccount token in every pod. */
 export const DEFAULT_TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -167,7 +168,8 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     if (audience !== undefined && (audience.length === 0 || !audience.every((a) => typeof a === 'string' && a !== ''))) {
       throw new TypeError('FileTokenSource: audience must be a non-empty string or a non-empty array of them');
     }
-    const customFs = options.fs !== undefined && options.fs !== (nodeFs as unknown) ? options.fs : undefined;
+    // node:fs passed as the option (its CommonJS object or its ES module namespace) is node:fs.
+    const customFs = options.fs === undefined || isNodeFs(options.fs) ? undefined : options.fs;
     if (customFs !== undefined && typeof customFs.promises?.open !== 'function') {
       throw new TypeError('FileTokenSource: fs must look like node:fs (fs.promises.open is missing)');
     }
@@ -598,6 +600,10 @@ function waitingCannotFix(error: TokenSourceError): boolean {
     default:
       return false;
   }
+}
+
+function isNodeFs(fs: TokenFileSystem): boolean {
+  return (fs as unknown) === nodeFs || (typeof fs === 'object' && fs !== null && fs.promises === nodeFs.promises && fs.watch === nodeFs.watch);
 }
 
 function backoff(attempt: number): number {

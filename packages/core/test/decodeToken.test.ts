@@ -136,6 +136,15 @@ describe('decodeToken', () => {
     expect(decodeToken(`${b64('{"alg":"constructor"}')}.${p}.${s}`).audience).toEqual(['x']);
   });
 
+  it('escapes the claims it prints: whoever writes the token file controls them', async () => {
+    const token = decodeToken(await sign({ aud: ['\u001b[2Jx', 'y\nz'], sub: 'a\u001b]8;;https://evil.example\u0007b', exp: now + 60 }));
+    for (const text of [String(token), inspect(token)]) {
+      expect(text).not.toMatch(/[\u0000-\u001f\u007f]/);
+      expect(text).toContain('\\u001b');
+    }
+    expect(token.subject).toBe('a\u001b]8;;https://evil.example\u0007b'); // the claim itself is kept as it is
+  });
+
   it('redacts the value from JSON, inspect and toString', async () => {
     const raw = await sign({ aud: 'x', exp: now + 60 });
     const token = decodeToken(raw);

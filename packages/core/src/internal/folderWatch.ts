@@ -1,6 +1,7 @@
-import * as nodeFs from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { TokenFileSystem } from '../fileSystem.js';
+
+const nodeFs = process.getBuiltinModule('node:fs');
 
 /** A source's subscription to its folder. */
 export interface FolderSubscription {

@@ -1,9 +1,10 @@
-import * as nodeFs from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { TokenSourceError } from '../errors.js';
 import type { TokenFileSystem } from '../fileSystem.js';
 import { decodeToken, type Token } from '../token.js';
-import { readTokenFileTimed, type FileContent } from './readTokenFile.js';
+import { readTokenFileTimed, type FileContent } from '../readTokenFile.js';
+
+const nodeFs = process.getBuiltinModule('node:fs');
 
 /**
  * How long a plain file (not the kubelet's `..data` layout) must have stayed the same
