@@ -41,7 +41,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * 64 KiB of memory, not 10 MiB. One open, one or more reads, one close.
  */
 async function readBounded(fs: TokenFileSystem, path: string, maxBytes: number): Promise<string> {
-  return (await readTokenFileTimed(fs, path, maxBytes, false)).text;
+  return (await readTokenFileTimed(fs, path, maxBytes, () => false)).text;
 }
 
 /** @internal What {@link readTokenFileTimed} read. */
@@ -52,10 +52,10 @@ export interface FileContent {
 }
 
 /**
- * @internal {@link readTokenFile}, and with `withTime` the file's modification time, read from the
- * open handle after the content (so a write during the read shows in it).
+ * @internal {@link readTokenFile}, and when `withTime()` says so once the content is read,
+ * the file's modification time, from the open handle (so a write during the read shows in it).
  */
-export async function readTokenFileTimed(fs: TokenFileSystem, path: string, maxBytes: number, withTime: boolean): Promise<FileContent> {
+export async function readTokenFileTimed(fs: TokenFileSystem, path: string, maxBytes: number, withTime: () => boolean): Promise<FileContent> {
   let handle;
   try {
     handle = await fs.promises.open(path, 'r');
@@ -86,7 +86,7 @@ export async function readTokenFileTimed(fs: TokenFileSystem, path: string, maxB
     } catch {
       throw new TokenSourceError('TOKEN_MALFORMED', `Token file ${path} is not valid UTF-8.`, { path });
     }
-    return { text, modifiedAt: withTime ? await modifiedAt(handle) : undefined };
+    return { text, modifiedAt: withTime() ? await modifiedAt(handle) : undefined };
   } catch (error) {
     throw error instanceof TokenSourceError ? error : fileError(error, path);
   } finally {

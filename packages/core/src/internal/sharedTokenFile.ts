@@ -67,8 +67,6 @@ export class SharedTokenFile {
   #last: { readonly flight: Flight; readonly result: FileRead } | undefined;
   // The last text known to be whole: read through `..data`, or confirmed.
   #confirmed: string | undefined;
-  // Whether the last read went through `..data` (then no mtime is asked for).
-  #atomic = false;
   #pause: { timer: ReturnType<typeof setTimeout>; done: () => void } | undefined;
   // The last invalidate() re-read that left the rejected token in place, for the cooldown.
   #invalidated: { readonly rejected: string; readonly doneAt: number } | undefined;
@@ -153,18 +151,18 @@ export class SharedTokenFile {
     for (let reads = 1; ; reads++) {
       const startedAt = Date.now();
       let content: FileContent;
-      let atomic: boolean;
+      let atomic: boolean | undefined;
+      // The layout is asked alongside the read; the mtime is fetched after it only when the
+      // file is not known to be the kubelet's by then (a plain file needs it).
+      const layout = this.#behindDataSwap().then((answer) => (atomic = answer));
       try {
-        [content, atomic] = await Promise.all([
-          readTokenFileTimed(this.#fs, this.#path, this.#maxBytes, !this.#atomic),
-          this.#behindDataSwap(),
-        ]);
+        content = await readTokenFileTimed(this.#fs, this.#path, this.#maxBytes, () => atomic !== true);
+        await layout;
       } catch (error) {
         return { ok: false, error: asTokenError(error, this.#path) };
       }
-      this.#atomic = atomic;
       const text = content.text;
-      if (atomic || text === this.#confirmed || text === previous || settled(content.modifiedAt, startedAt)) {
+      if (atomic === true || text === this.#confirmed || text === previous || settled(content.modifiedAt, startedAt)) {
         this.#confirmed = text;
         return contentRead(this.#path, text);
       }
