@@ -75,6 +75,21 @@ describe('invalidate() when a server refuses every request', () => {
     await source.close();
   });
 
+  it('without a folder watch, a 401 is the only news of a rotation: each one re-reads', async () => {
+    const volume = new ProjectedVolume({ dir: await tempDir() });
+    const first = await issuer.mint();
+    await volume.write({ token: first });
+    const files = counting(fs as never);
+    const source = new FileTokenSource({ path: volume.path('token'), fs: files, pollInterval: 0, watch: false });
+    defer(() => source.close());
+    await source.ready();
+    await source.invalidate(first); // the file still holds it
+    const next = await issuer.mint();
+    await volume.write({ token: next }); // no event reaches this source
+    await source.invalidate(first); // within the second: it must read, nothing else would tell it
+    expect((await source.getToken()) === next).toBe(true);
+  });
+
   it('an invalidation during a re-read for the same token joins it instead of queueing another', async () => {
     const volume = new ProjectedVolume({ dir: await tempDir() });
     const first = await issuer.mint();

@@ -85,8 +85,8 @@ const MAX_BACKOFF = 30 * SECOND;
 const MAX_TIMER = 2 ** 31 - 1;
 /**
  * After a 401-triggered re-read found the same token, further invalidate() calls for that
- * token within this many ms are answered by that read: a server that refuses every request
- * costs one read a second, not one per request.
+ * token within this many ms are answered by that read (while the folder is watched): a
+ * server that refuses every request costs one read a second, not one per request.
  */
 const INVALIDATE_COOLDOWN_MS = SECOND;
 /** A poll is a safety net: a read of the file (by any source on it) this recent will do. */
@@ -250,18 +250,21 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
    * A server rejected `rejected` (e.g. answered 401): re-read the file now, even when the
    * token in memory is already another one (that one may have been replaced on disk too).
    * Concurrent calls share one read, plus at most one queued behind it; calls for a token
-   * whose re-read is running join that read. For one second after a re-read (by this source
-   * or another on the same file) that left the rejected token in place, calls for that token
-   * are answered by it without reading again: a server that refuses everything costs one
-   * read a second, not one per request (a folder event still reads at once). Resolves when
-   * the read is done; never rejects (read errors go to `onError`).
+   * whose re-read is running join that read. While the folder is watched, for one second
+   * after a re-read (by this source or another on the same file) that left the rejected
+   * token in place, calls for that token are answered by it without reading again: a server
+   * that refuses everything costs one read a second, not one per request, and a rotation
+   * meanwhile is read at once through its folder event. Resolves when the read is done;
+   * never rejects (read errors go to `onError`).
    */
   async invalidate(rejected: string): Promise<void> {
     if (typeof rejected !== 'string') throw new TypeError('invalidate: rejected must be the token string the server refused');
     if (this.#closed) return;
     if (this.#invalidation?.rejected === rejected) return this.#invalidation.promise;
     const before = this.#token;
-    if (before?.value === rejected && this.#file.unchangedSince(rejected, INVALIDATE_COOLDOWN_MS)) return;
+    // Only while the folder is watched: then a write during the cooldown is reported by an
+    // event and read at once. Without a watch, a 401 is the only news of a rotation.
+    if (before?.value === rejected && this.#watch?.live === true && this.#file.unchangedSince(rejected, INVALIDATE_COOLDOWN_MS)) return;
     const invalidation: Invalidation = {
       rejected,
       promise: this.#reload('invalidate').then(() => {

@@ -11,6 +11,8 @@ export interface FolderSubscription {
    * it tries at most once a second, however many sources ask.
    */
   rearm(afterGoodRead: boolean): void;
+  /** Whether the folder watch is up now: then every change of the file is reported. */
+  readonly live: boolean;
   close(): Promise<void>;
 }
 
@@ -54,10 +56,18 @@ class FolderWatch {
     return this.#subscribers.size;
   }
 
+  get live(): boolean {
+    return this.#handle !== undefined && !this.#broken;
+  }
+
   add(subscriber: Subscriber): FolderSubscription {
     this.#subscribers.add(subscriber);
     if (this.#handle === undefined && !this.#broken) this.#start();
+    const isLive = () => this.live;
     return {
+      get live() {
+        return isLive();
+      },
       rearm: (afterGoodRead) => {
         if (!this.#broken || !this.#subscribers.has(subscriber)) return;
         if (!afterGoodRead && Date.now() - this.#failedStartAt < RETRY_START_MS) return;
