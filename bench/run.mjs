@@ -5,7 +5,7 @@
 // interleaved. Figures a reader looks for are on lines of their own, starting with "=>".
 //
 //   node bench/run.mjs                 # all of them
-//   node bench/run.mjs hot staleness   # a subset (hot, adapters, staleness, fanout, scale, verify)
+//   node bench/run.mjs hot staleness   # a subset (hot, adapters, staleness, fanout, scale, verify, coldstart)
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -16,6 +16,7 @@ const benches = {
   fanout: () => import('./fanOut.mjs').then((m) => m.fanOut()),
   scale: () => import('./scale.mjs').then((m) => m.scale()),
   verify: () => import('./verify.mjs').then((m) => m.verify()),
+  coldstart: () => import('./coldStart.mjs').then((m) => m.coldStart()),
 };
 
 const args = process.argv.slice(2);

@@ -10,6 +10,10 @@
 // - Idle CPU: process.cpuUsage() (user + system) over 10 s with every source loaded and
 //   nothing changing, default options (60 s poll, so no poll falls in the window; the cost
 //   of one poll round is measured apart and spread over its minute).
+// - Many sources on ONE file (1, 100, 10,000, with four kinds of audience options): file
+//   reads (node's fs.promises.open wrapped in place, the production path) and time from the
+//   `..data` swap until every source serves the new token.
+import * as fs from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -18,6 +22,8 @@ import { createIssuer, ProjectedVolume } from '@podtoken/testing';
 import { detail, fmt, heading, result, sleep, tempDir } from './lib/stats.mjs';
 
 const SIZES = [1, 10, 100, 1_000];
+const ONE_FILE_SIZES = [1, 100, 10_000];
+const AUDIENCES = [undefined, 'bench', 'other', ['x', 'other']];
 const IDLE_MS = 10_000;
 const POLL_MS = 60_000;
 
@@ -65,7 +71,7 @@ async function idleCpu() {
 }
 
 export async function scale() {
-  heading('5. Scale: N sources over N token files in one folder');
+  heading('5. Scale: N sources over N token files in one folder; N sources on one file');
   // Resolved from core's own dist, so it is the module instance the index uses.
   const { openFolderWatchCount } = await import(new URL('../packages/core/dist/internal/folderWatch.js', import.meta.url).href);
   const issuer = await createIssuer();
@@ -148,5 +154,53 @@ export async function scale() {
   result(
     `idle CPU over ${IDLE_MS / 1000} s: ${rows.map((r) => `${fmt(r.idleMs, 1)} ms`).join(' / ')} = ${rows.map((r) => `${fmt(r.idlePct, 3)} %`).join(' / ')} of a core ` +
       `(median second ${rows.map((r) => `${fmt(r.idleMedian, 2)} ms`).join(' / ')}; the process alone, every source closed: ${fmt(baselineMs, 1)} ms; target ~0)`,
+  );
+  await oneFile(issuer);
+}
+
+// N sources on one file: one read per change, whatever N and the audiences.
+async function oneFile(issuer) {
+  const mint = () => issuer.mint({ audience: ['bench', 'other'], expirationSeconds: 3607 });
+  const rows = [];
+  const realOpen = fs.promises.open;
+  for (const n of ONE_FILE_SIZES) {
+    const { dir, cleanup } = await tempDir(`onefile${n}`);
+    const volume = new ProjectedVolume({ dir });
+    const path = volume.path('token');
+    await volume.write({ token: await mint() });
+    let opens = 0;
+    fs.promises.open = function countedOpen(...args) {
+      if (String(args[0]) === path) opens += 1;
+      return realOpen.apply(this, args);
+    };
+    try {
+      const started = performance.now();
+      const sources = Array.from({ length: n }, (_, i) => new FileTokenSource({ path, audience: AUDIENCES[i % AUDIENCES.length] }));
+      await Promise.all(sources.map((s) => s.ready()));
+      const loadMs = performance.now() - started;
+      const loadReads = opens;
+      await sleep(300); // the folder watcher up
+      opens = 0;
+      const next = await mint();
+      const { swappedAt } = await volume.write({ token: next });
+      while (!sources.every((s) => s.current.value === next)) await sleep(1);
+      const refreshMs = performance.now() - swappedAt;
+      await sleep(200); // any straggling read lands
+      rows.push({ n, loadReads, loadMs, reads: opens, refreshMs });
+      await Promise.all(sources.map((s) => s.close()));
+    } finally {
+      fs.promises.open = realOpen;
+    }
+    await cleanup();
+  }
+  for (const r of rows) {
+    detail(
+      `${String(r.n).padStart(6)} sources on one file: start ${r.loadReads} read(s), all ready in ${fmt(r.loadMs, 1)} ms; ` +
+        `rotation ${r.reads} read(s), every source serving the new token ${fmt(r.refreshMs, 1)} ms after the swap`,
+    );
+  }
+  result(
+    `sources on one file, 1 / 100 / 10,000: reads per rotation ${rows.map((r) => r.reads).join(' / ')} (target: 1); ` +
+      `all refreshed ${rows.map((r) => `${fmt(r.refreshMs, 1)} ms`).join(' / ')} after the swap`,
   );
 }

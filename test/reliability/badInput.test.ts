@@ -226,8 +226,19 @@ const fileContent = fc.oneof(
 
 const fileOutcomes = { served: 0, replaced: 0, errors: 0 };
 
+// The file is a plain one (not the kubelet's ..data layout), which a source confirms before
+// serving a changed token unless it has not changed for a while: these files are given an
+// old mtime, so each is taken at its first read and what is checked here is the content.
+const LONG_AGO = new Date('2020-01-01T00:00:00Z');
+const writeSettled = (fs: ReturnType<typeof memfs>['fs'], path: string, content: Uint8Array) => {
+  fs.writeFileSync(path, content);
+  fs.utimesSync(path, LONG_AGO, LONG_AGO);
+};
+
 function memfsSource(content: Uint8Array, options: { readyTimeout?: number } = {}) {
-  const { fs } = memfs({ '/var/run/secrets/tokens/token': Buffer.from(content) });
+  const { fs } = memfs();
+  fs.mkdirSync('/var/run/secrets/tokens', { recursive: true });
+  writeSettled(fs, '/var/run/secrets/tokens/token', content);
   const source = new FileTokenSource({
     path: '/var/run/secrets/tokens/token',
     fs: fs as unknown as TokenFileSystem,
@@ -287,7 +298,7 @@ describe('FileTokenSource (memfs) on bad input', () => {
       fc.asyncProperty(fileContent, async (content) => {
         const { fs, source, errors, refreshed } = memfsSource(Buffer.from(goodToken));
         await source.ready();
-        fs.writeFileSync('/var/run/secrets/tokens/token', Buffer.from(content));
+        writeSettled(fs, '/var/run/secrets/tokens/token', Buffer.from(content));
         await source.invalidate(goodToken); // a 401 would do this: re-read now
         const text = Buffer.from(content).toString('latin1').trim();
         for (const error of errors) expectTypedError(error, [text, goodToken]);

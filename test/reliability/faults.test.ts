@@ -154,8 +154,8 @@ describe('faults, each recovered without restarting the source', () => {
   });
 
   it('the token file replaced by a folder and back', async () => {
-    // Per-file events are ignored once the kubelet layout is seen (they echo ..data swaps),
-    // so the poll is what notices a folder where the token symlink was.
+    // The folder watch reports the `token` symlink's removal and the new folder's creation;
+    // a short poll as well, as a safety net.
     const h = await harness({ pollInterval: 200 });
     const path = h.volume.path('token');
     await rm(path);
@@ -282,5 +282,57 @@ describe('faults, each recovered without restarting the source', () => {
     await source.invalidate(first); // read now, deterministically
     console.log(`fault torn inside the signature: the read gave ${outcomes.join(', ')}`);
     expect((await source.getToken()) === first, 'the last good token is still served').toBe(true);
+  });
+
+  // A writer other than the kubelet (a sidecar, a script) rewrites a plain file in place, in
+  // two pieces with a pause between them, cut anywhere: inside the header, the payload, or
+  // the signature at a length that is itself plausible (171 of 342 characters), with tokens
+  // from two signing keys in turn (so the last signature's length is no guide). A reader
+  // asks for the token on every turn of the event loop meanwhile.
+  it('a plain file rewritten in place in two pieces, 20 times: no piece is ever served or announced', { timeout: 60_000 }, async () => {
+    const other = await createIssuer();
+    const dir = await tempDir();
+    const path = join(dir, 'token');
+    const first = await mint();
+    await writeFile(path, first);
+    const source = new FileTokenSource({ path, audience: 'faults', pollInterval: 0 });
+    defer(() => source.close());
+    const minted = new Set([first]);
+    const announced: string[] = [];
+    source.onRefresh((token) => announced.push(token.value));
+    await source.ready();
+
+    const served = new Set<string>();
+    let reading = true;
+    const reader = (async () => {
+      while (reading) {
+        served.add(await source.getToken());
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    const pauses: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const next = await (i % 2 === 0 ? other : issuer).mint({ audience: 'faults', expirationSeconds: 3600 });
+      minted.add(next);
+      const signatureStart = next.lastIndexOf('.') + 1;
+      const cut = [signatureStart + 171, Math.floor(Math.random() * next.length), signatureStart - 1, 2][i % 4]!;
+      const pause = Math.floor(Math.random() * 60);
+      pauses.push(pause);
+      const handle = await nodeFs.promises.open(path, 'w'); // truncates: the file is empty now
+      await handle.write(next.slice(0, cut));
+      await sleep(pause);
+      await handle.write(next.slice(cut));
+      await handle.close();
+      await until(`rewrite ${i + 1} served`, async () => (await source.getToken()) === next, 10_000, 2);
+    }
+    reading = false;
+    await reader;
+    const torn = [...served, ...announced].filter((token) => !minted.has(token));
+    console.log(
+      `fault torn in-place rewrites: 20 rewrites in two pieces (pauses ${Math.min(...pauses)}-${Math.max(...pauses)} ms); ` +
+        `${served.size} distinct tokens served, ${announced.length} announced, ${torn.length} of them torn`,
+    );
+    expect(torn.length, 'a torn token was served or announced').toBe(0);
+    expect(announced.length).toBe(21);
   });
 });

@@ -4,6 +4,9 @@ import { createTokenSources, FileTokenSource } from '@podtoken/core';
 import { createIssuer, ProjectedVolume } from '@podtoken/testing';
 import { describe, expect, it } from 'vitest';
 import { sleep, tempDir, until } from './helpers.js';
+// Internal counts, read from the module instances @podtoken/core itself loads (its sources).
+import { openFolderWatchCount } from '../../packages/core/src/internal/folderWatch.js';
+import { openTokenFileCount } from '../../packages/core/src/internal/sharedTokenFile.js';
 
 // Reliability 4 — leak check: 1,000 open/close cycles of sources on the real filesystem
 // (folder watchers, the kubelet's layout) leave no file descriptor, timer, handle
@@ -140,6 +143,8 @@ describe('leak check', () => {
         `process listeners ${listenersBefore} -> ${processListeners()}; abort listeners on the shared signal ${abortListeners}`,
     );
     if (fdsAvailable) expect(fdAfter, 'file descriptors left open').toBeLessThanOrEqual(fdBefore);
+    expect(openFolderWatchCount(), 'folder watchers left registered').toBe(0);
+    expect(openTokenFileCount(), 'shared token files left registered').toBe(0);
     expect(left, 'timers, handles and requests left behind').toEqual({});
     expect(processListeners(), 'process listeners left behind').toBe(listenersBefore);
     expect(abortListeners, 'abort listeners left on a caller signal').toBe(0);

@@ -87,3 +87,16 @@ export function isTokenSourceError(value: unknown): value is TokenSourceError {
     typeof (value as { code?: unknown }).code === 'string'
   );
 }
+
+const MAX_QUOTED = 64;
+
+/**
+ * @internal Text from a token file (a claim) made safe to put in a message: whoever writes the file
+ * controls it, and messages reach terminals and logs. Control, non-ASCII, quote and
+ * backslash characters are escaped as `\uXXXX`, and text is cut at 64 characters.
+ */
+export function printable(text: string): string {
+  const cut = text.length > MAX_QUOTED ? `${text.slice(0, MAX_QUOTED)}...` : text;
+  // eslint-disable-next-line no-control-regex
+  return cut.replace(/[^\x20-\x7e]|["\\]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

@@ -1,11 +1,14 @@
-import * as nodeFs from 'node:fs';
 import { resolve } from 'node:path';
-import { TokenSourceError } from './errors.js';
+import { printable, TokenSourceError } from './errors.js';
 import type { TokenFileSystem } from './fileSystem.js';
 import { watchFolder, type FolderSubscription } from './internal/folderWatch.js';
-import { readTokenFile } from './internal/readTokenFile.js';
-import { decodeToken, validateRefreshRatio, type Token } from './token.js';
+import { acquireTokenFile, asTokenError, type ContentRead, type SharedTokenFile } from './internal/sharedTokenFile.js';
+import { signatureCutShort, validateRefreshRatio, type Token } from './token.js';
 import type { GetTokenOptions, TokenSource } from './tokenSource.js';
+
+// node:fs without its ES module facade, whose creation reads every export, fs.promises
+// included (loading fs/promises' modules: milliseconds of start-up for every process).
+const nodeFs = process.getBuiltinModule('node:fs');
 
 /** Where the kubelet mounts the default ServiceAccount token in every pod. */
 export const DEFAULT_TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -30,9 +33,12 @@ export interface FileTokenSourceOptions {
    */
   pollInterval?: number;
   /**
-   * Milliseconds to wait for the first token before `ready()` (and `getToken()` calls
-   * waiting for it) reject with `TOKEN_NOT_READY`; `0` waits forever. The source keeps
-   * trying after the timeout, and serves the token once it appears.
+   * Milliseconds to wait for the first token while the file is missing (or unreadable, or
+   * holds no whole token yet) before `ready()` and the `getToken()` calls waiting for it
+   * reject with `TOKEN_NOT_READY`; `0` waits forever. While anyone waits, the process stays
+   * alive to hear the answer. A file that holds a token that waiting cannot fix (another
+   * audience, expired) rejects them at once with its own code instead. Either way the
+   * source keeps trying, and serves the token once a good one appears.
    * @default 30_000
    */
   readyTimeout?: number;
@@ -48,7 +54,8 @@ export interface FileTokenSourceOptions {
   fs?: TokenFileSystem;
   /**
    * Watch the token's folder for changes. With `false`, changes are seen at `refreshAt`,
-   * by the poll and by `invalidate()` only.
+   * by the poll and by `invalidate()` only, and the source keeps the process alive only
+   * while someone waits for its first token (with `true`, until `close()`).
    * @default true
    */
   watch?: boolean;
@@ -60,23 +67,42 @@ type Trigger = 'start' | 'event' | 'poll' | 'invalidate' | 'refresh' | 'retry';
 type RefreshListener = (token: Token, previous: Token | undefined) => void;
 type ErrorListener = (error: TokenSourceError) => void;
 
+/** A caller waiting for the first token: a `getToken()` or the `ready()` promise. */
 interface Waiter {
-  resolve(value: string): void;
+  resolve(token: Token): void;
   reject(error: unknown): void;
+}
+
+/** An invalidate() re-read under way, which further calls for the same token join. */
+interface Invalidation {
+  readonly rejected: string;
+  readonly promise: Promise<void>;
 }
 
 const SECOND = 1000;
 const MAX_BACKOFF = 30 * SECOND;
 // setTimeout fires at once for delays over 2^31 − 1 ms (~24.8 days): clamp and re-arm.
 const MAX_TIMER = 2 ** 31 - 1;
+/**
+ * After a 401-triggered re-read found the same token, further invalidate() calls for that
+ * token within this many ms are answered by that read (while the folder is watched): a
+ * server that refuses every request costs one read a second, not one per request.
+ */
+const INVALIDATE_COOLDOWN_MS = SECOND;
+/** A poll is a safety net: a read of the file (by any source on it) this recent will do. */
+const POLL_FRESH_MS = SECOND;
+
+const noop = () => {};
 
 /**
  * Keeps the token in a file in memory and reloads it the moment it changes.
  *
  * Reloads on folder events (the kubelet's `..data` swap), at `refreshAt` (`warnafter`, or
  * 80 % of the lifetime), on the poll, and on `invalidate()`; concurrent triggers share one
- * read. Bad content never replaces a good token: the last good one is served until it
- * expires, errors go to `onError`, and the file is re-read with backoff (1 s doubling to 30 s).
+ * read, and sources on the same file share their reads. Bad content never replaces a good
+ * token: the last good one is served until it expires, errors go to `onError`, and the
+ * file is re-read with backoff (1 s doubling to 30 s). A changed token from a plain file
+ * (not the kubelet's `..data` layout) is confirmed before it is served.
  *
  * @example
  * ```ts
@@ -90,16 +116,16 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
   /** The token file, as given (resolved against the working directory for node:fs). */
   readonly path: string;
 
-  readonly #fs: TokenFileSystem;
+  readonly #file: SharedTokenFile;
+  readonly #releaseFile: () => void;
   readonly #audience: readonly string[] | undefined;
   readonly #refreshRatio: number;
-  readonly #maxTokenBytes: number;
   readonly #refreshListeners = new Set<RefreshListener>();
   readonly #errorListeners = new Set<ErrorListener>();
   readonly #waiters = new Set<Waiter>();
-  readonly #ready: Promise<Token>;
-  #resolveReady!: (token: Token) => void;
-  #rejectReady!: (error: unknown) => void;
+  // What ready() hands out: the promise pending callers share, then the settled one.
+  #readyPending: Promise<Token> | undefined;
+  #readyLoaded: Promise<Token> | undefined;
 
   #token: Token | undefined;
   // The same settled promise for every getToken() call while the token is valid: no
@@ -108,15 +134,21 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
   #expiresAtMs = Infinity;
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   #lastError: TokenSourceError | undefined;
+  // Before the first token: the file's problem when waiting cannot fix it (wrong audience…).
+  #startError: TokenSourceError | undefined;
   #readyTimedOut = false;
   #closed = false;
 
   #reading: Promise<void> | undefined;
   #queued: Promise<void> | undefined;
+  #queuedStamp = 0;
+  #queuedPollOnly = true;
+  #invalidation: Invalidation | undefined;
   #failures = 0;
   #staleReads = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #readyTimer: ReturnType<typeof setTimeout> | undefined;
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
   #pollTimer: ReturnType<typeof setInterval> | undefined;
   #watch: FolderSubscription | undefined;
 
@@ -136,22 +168,18 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     if (audience !== undefined && (audience.length === 0 || !audience.every((a) => typeof a === 'string' && a !== ''))) {
       throw new TypeError('FileTokenSource: audience must be a non-empty string or a non-empty array of them');
     }
-    const customFs = options.fs !== undefined && options.fs !== (nodeFs as unknown) ? options.fs : undefined;
+    // node:fs passed as the option (its CommonJS object or its ES module namespace) is node:fs.
+    const customFs = options.fs === undefined || isNodeFs(options.fs) ? undefined : options.fs;
     if (customFs !== undefined && typeof customFs.promises?.open !== 'function') {
       throw new TypeError('FileTokenSource: fs must look like node:fs (fs.promises.open is missing)');
     }
 
     this.path = customFs === undefined ? resolve(path) : path;
-    this.#fs = customFs ?? (nodeFs as unknown as TokenFileSystem);
     this.#audience = audience;
     this.#refreshRatio = refreshRatio;
-    this.#maxTokenBytes = maxTokenBytes;
-    this.#ready = new Promise<Token>((resolve, reject) => {
-      this.#resolveReady = resolve;
-      this.#rejectReady = reject;
-    });
-    // Nobody has to call ready(): a rejection nobody awaits must not be "unhandled".
-    this.#ready.catch(() => {});
+    const { file, release } = acquireTokenFile(customFs, this.path, maxTokenBytes);
+    this.#file = file;
+    this.#releaseFile = release;
 
     if (options.watch ?? true) {
       this.#watch = watchFolder(customFs, this.path, () => void this.#reload('event'));
@@ -175,15 +203,34 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     return this.#token;
   }
 
-  /** Resolves with the first token; rejects with `TOKEN_NOT_READY` after `readyTimeout`, `TOKEN_SOURCE_CLOSED` on close. */
+  /**
+   * Resolves with the first token loaded. Before that, it waits while the file is missing
+   * (or holds no whole token yet), keeping the process alive meanwhile, and rejects with
+   * `TOKEN_NOT_READY` after `readyTimeout`; it rejects at once with `TOKEN_AUDIENCE_MISMATCH`,
+   * `TOKEN_EXPIRED`, `TOKEN_TOO_LARGE` or `TOKEN_FILE_UNREADABLE` (a folder) while the
+   * file holds what waiting cannot fix, and with `TOKEN_SOURCE_CLOSED` after `close()`.
+   * Each call answers for the state at that moment: once a good token has loaded (even
+   * after such a rejection), it resolves with it.
+   */
   ready(): Promise<Token> {
-    return this.#ready;
+    if (this.#readyLoaded !== undefined) return this.#readyLoaded;
+    const failure = this.#failureNow();
+    if (failure !== undefined) return handled(Promise.reject(failure));
+    if (this.#readyPending === undefined) {
+      const pending = handled(
+        this.#wait(undefined).finally(() => {
+          if (this.#readyPending === pending) this.#readyPending = undefined;
+        }),
+      );
+      this.#readyPending = pending;
+    }
+    return this.#readyPending;
   }
 
   /**
-   * The current token, from memory. Before the first load it waits (until `readyTimeout`,
-   * or `signal`). Rejects with `TOKEN_EXPIRED` when the only token it has is past `exp`,
-   * and with `TOKEN_SOURCE_CLOSED` after `close()`.
+   * The current token, from memory. Before the first load it waits as `ready()` does (or
+   * until `signal` aborts). Rejects with `TOKEN_EXPIRED` when the only token it has is past
+   * `exp`, and with `TOKEN_SOURCE_CLOSED` after `close()`.
    */
   getToken(options?: GetTokenOptions): Promise<string> {
     // The hot path: no disk, no parsing, no allocation, no clock read.
@@ -194,20 +241,40 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
       this.#tokenPromise = Promise.resolve(this.#token.value);
       return this.#tokenPromise;
     }
-    if (this.#readyTimedOut) return Promise.reject(this.#notReadyError());
-    return this.#waitForFirstToken(options?.signal);
+    const failure = this.#failureNow();
+    if (failure !== undefined) return Promise.reject(failure);
+    return this.#wait(options?.signal).then((token) => token.value);
   }
 
   /**
    * A server rejected `rejected` (e.g. answered 401): re-read the file now, even when the
    * token in memory is already another one (that one may have been replaced on disk too).
-   * Concurrent calls share one read, plus at most one queued behind it. Resolves when the
-   * read is done; never rejects (read errors go to `onError`).
+   * Concurrent calls share one read, plus at most one queued behind it; calls for a token
+   * whose re-read is running join that read. While the folder is watched, for one second
+   * after a re-read (by this source or another on the same file) that left the rejected
+   * token in place, calls for that token are answered by it without reading again: a server
+   * that refuses everything costs one read a second, not one per request, and a rotation
+   * meanwhile is read at once through its folder event. Resolves when the read is done;
+   * never rejects (read errors go to `onError`).
    */
   async invalidate(rejected: string): Promise<void> {
     if (typeof rejected !== 'string') throw new TypeError('invalidate: rejected must be the token string the server refused');
     if (this.#closed) return;
-    await this.#reload('invalidate');
+    if (this.#invalidation?.rejected === rejected) return this.#invalidation.promise;
+    const before = this.#token;
+    // Only while the folder is watched: then a write during the cooldown is reported by an
+    // event and read at once. Without a watch, a 401 is the only news of a rotation.
+    if (before?.value === rejected && this.#watch?.live === true && this.#file.unchangedSince(rejected, INVALIDATE_COOLDOWN_MS)) return;
+    const invalidation: Invalidation = {
+      rejected,
+      promise: this.#reload('invalidate').then(() => {
+        if (this.#invalidation === invalidation) this.#invalidation = undefined;
+        // The re-read found no other token: the server refuses the one the file holds.
+        if (before?.value === rejected && this.#token === before) this.#file.noteUnchanged(rejected);
+      }),
+    };
+    this.#invalidation = invalidation;
+    return invalidation.promise;
   }
 
   /** Calls `listener` after each new token is loaded (not for the same token read again). Returns an unsubscribe function. */
@@ -235,15 +302,14 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     clearTimeout(this.#readyTimer);
     clearTimeout(this.#expiryTimer);
     clearInterval(this.#pollTimer);
-    const error = this.#closedError();
-    this.#rejectReady(error);
-    for (const waiter of this.#waiters) waiter.reject(error);
-    this.#waiters.clear();
+    this.#readyTimer = undefined;
+    this.#rejectWaiters(this.#closedError());
     this.#refreshListeners.clear();
     this.#errorListeners.clear();
+    this.#releaseFile();
     const watch = this.#watch;
     this.#watch = undefined;
-    await Promise.all([watch?.close(), this.#reading?.catch(() => {})]);
+    await Promise.all([watch?.close(), this.#reading?.catch(noop)]);
   }
 
   /** `await using source = new FileTokenSource()` closes it at the end of the scope. */
@@ -262,70 +328,83 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
 
   // Single flight: one read at a time. A trigger that arrives during a read may have been
   // caused by a write that read did not see, so it queues exactly one more read after it;
-  // every further trigger joins that queued read.
-  #reload(trigger: Trigger): Promise<void> {
+  // every further trigger joins that queued read. `stamp` is how many reads of the file
+  // (by any source on it) had been issued when the trigger happened: a read issued later
+  // answers it (see SharedTokenFile).
+  #reload(trigger: Trigger, stamp = this.#file.stamp, pollOnly = trigger === 'poll'): Promise<void> {
     if (this.#closed) return Promise.resolve();
     if (this.#reading === undefined) {
-      this.#reading = this.#readOnce(trigger).finally(() => {
+      this.#reading = this.#readOnce(trigger, stamp, pollOnly).finally(() => {
         this.#reading = undefined;
       });
       return this.#reading;
     }
+    // The queued read must answer every trigger that joins it: the latest stamp, and a
+    // poll's "any recent read will do" only when every trigger was a poll.
+    this.#queuedStamp = Math.max(this.#queuedStamp, stamp);
+    this.#queuedPollOnly &&= pollOnly;
     this.#queued ??= this.#reading.then(() => {
+      const queuedStamp = this.#queuedStamp;
+      const queuedPollOnly = this.#queuedPollOnly;
       this.#queued = undefined;
-      return this.#reload(trigger === 'retry' ? 'event' : trigger);
+      this.#queuedStamp = 0;
+      this.#queuedPollOnly = true;
+      return this.#reload(trigger === 'retry' ? 'event' : trigger, queuedStamp, queuedPollOnly);
     });
     return this.#queued;
   }
 
-  async #readOnce(trigger: Trigger): Promise<void> {
+  async #readOnce(trigger: Trigger, stamp: number, pollOnly: boolean): Promise<void> {
+    const read = await this.#file.read(stamp, pollOnly ? POLL_FRESH_MS : undefined);
+    if (this.#closed) return;
     let outcome: 'changed' | 'same' | 'failed';
-    try {
-      outcome = this.#accept(await readTokenFile(this.#fs, this.path, this.#maxTokenBytes));
-    } catch (error) {
-      if (this.#closed) return;
+    if (read.ok) {
+      try {
+        outcome = this.#accept(read);
+      } catch (error) {
+        outcome = 'failed';
+        this.#fail(asTokenError(error, this.path));
+      }
+    } else {
       outcome = 'failed';
-      this.#fail(
-        error instanceof TokenSourceError
-          ? error
-          : new TokenSourceError('TOKEN_FILE_UNREADABLE', `Reading token file ${this.path} failed unexpectedly.`, {
-              path: this.path,
-              cause: error,
-            }),
-      );
+      this.#fail(read.error);
     }
     if (this.#closed) return;
     this.#checkExpiry();
     if (outcome !== 'failed') {
       this.#failures = 0;
       this.#lastError = undefined;
-      this.#watch?.rearm();
     }
+    this.#watch?.rearm(outcome !== 'failed');
     this.#schedule(outcome, trigger);
   }
 
-  #accept(raw: string): 'changed' | 'same' {
-    if (this.#closed) return 'same';
+  #accept(read: ContentRead): 'changed' | 'same' {
     const previous = this.#token;
-    if (previous !== undefined && raw.trim() === previous.value) return 'same';
-    let token: Token;
-    try {
-      token = decodeToken(raw, { refreshRatio: this.#refreshRatio });
-    } catch (error) {
-      throw withPath(error, this.path);
-    }
-    // A file that held a JWT and now holds something else is a torn or foreign write.
-    if (previous !== undefined && previous.kind !== 'opaque' && token.kind === 'opaque') {
-      throw new TokenSourceError(
-        'TOKEN_MALFORMED',
-        `Token file ${this.path} no longer holds a JWT (it did before): probably a partial write. Keeping the last good token.`,
-        { path: this.path },
-      );
+    if (previous !== undefined && read.value === previous.value) return 'same';
+    const token = read.decode(this.#refreshRatio);
+    if (previous !== undefined && previous.kind !== 'opaque') {
+      // A file that held a JWT and now holds something else, or a JWT from the same key
+      // with a signature of another length, is a torn or foreign write.
+      if (token.kind === 'opaque') {
+        throw new TokenSourceError(
+          'TOKEN_MALFORMED',
+          `Token file ${this.path} no longer holds a JWT (it did before): probably a partial write. Keeping the last good token.`,
+          { path: this.path },
+        );
+      }
+      if (signatureCutShort(previous.value, token.value)) {
+        throw new TokenSourceError(
+          'TOKEN_MALFORMED',
+          `Token file ${this.path} holds a JWT whose signature is not as long as every signature of its key (cut short by a partial write?). Keeping the last good token.`,
+          { path: this.path },
+        );
+      }
     }
     if (this.#audience !== undefined && !token.audience.some((a) => this.#audience!.includes(a))) {
       throw new TokenSourceError(
         'TOKEN_AUDIENCE_MISMATCH',
-        `Token file ${this.path} holds a token for audience [${token.audience.join(', ')}], expected one of [${this.#audience.join(', ')}]. Check serviceAccountToken.audience in the pod spec.`,
+        `Token file ${this.path} holds a token for audience [${token.audience.map(printable).join(', ')}], expected one of [${this.#audience.join(', ')}]. Check serviceAccountToken.audience in the pod spec.`,
         { path: this.path },
       );
     }
@@ -343,9 +422,13 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     this.#staleReads = 0;
     if (previous === undefined) {
       clearTimeout(this.#readyTimer);
-      this.#resolveReady(token);
-      for (const waiter of this.#waiters) waiter.resolve(token.value);
+      this.#readyTimer = undefined;
+      this.#startError = undefined;
+      this.#readyLoaded = Promise.resolve(token);
+      const waiters = [...this.#waiters];
       this.#waiters.clear();
+      this.#holdLoop();
+      for (const waiter of waiters) waiter.resolve(token);
     }
     for (const listener of this.#refreshListeners) safely(listener, token, previous);
     return 'changed';
@@ -353,6 +436,11 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
 
   #fail(error: TokenSourceError): void {
     this.#lastError = error;
+    if (this.#token === undefined) {
+      // Before the first token: a file that waiting cannot fix answers the waiters now.
+      this.#startError = waitingCannotFix(error) ? error : undefined;
+      if (this.#startError !== undefined) this.#rejectWaiters(this.#startError);
+    }
     for (const listener of this.#errorListeners) safely(listener, error);
   }
 
@@ -409,17 +497,26 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     return true;
   }
 
-  #waitForFirstToken(signal: AbortSignal | undefined): Promise<string> {
+  /** Why a caller cannot wait for the first token now, if it cannot. */
+  #failureNow(): TokenSourceError | undefined {
+    if (this.#closed) return this.#closedError();
+    if (this.#startError !== undefined) return this.#startError;
+    if (this.#readyTimedOut) return this.#notReadyError();
+    return undefined;
+  }
+
+  #wait(signal: AbortSignal | undefined): Promise<Token> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return new Promise<string>((resolve, reject) => {
+    return new Promise<Token>((resolve, reject) => {
       const onAbort = () => {
         this.#waiters.delete(waiter);
+        this.#holdLoop();
         reject(signal!.reason);
       };
       const waiter: Waiter = {
-        resolve: (value) => {
+        resolve: (token) => {
           signal?.removeEventListener('abort', onAbort);
-          resolve(value);
+          resolve(token);
         },
         reject: (error) => {
           signal?.removeEventListener('abort', onAbort);
@@ -428,16 +525,41 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
       };
       this.#waiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
+      this.#holdLoop();
     });
   }
 
+  #rejectWaiters(error: unknown): void {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    this.#holdLoop();
+    for (const waiter of waiters) waiter.reject(error);
+  }
+
+  // While anyone waits for the first token, the process must live to hear the answer:
+  // otherwise, with nothing else to do (no folder to watch yet, or `watch: false`), it
+  // would exit with the answer pending (an ESM top-level await: exit code 13; CommonJS:
+  // exit 0, the rejection handler never run). The ready timer is what will answer, so it
+  // is the handle kept; with readyTimeout 0 (wait forever) a long interval stands in.
+  #holdLoop(): void {
+    const hold = !this.#closed && this.#waiters.size > 0;
+    if (this.#readyTimer !== undefined) {
+      if (hold) this.#readyTimer.ref?.();
+      else this.#readyTimer.unref?.();
+    }
+    if (hold && this.#readyTimer === undefined) {
+      this.#keepAlive ??= setInterval(noop, MAX_TIMER);
+    } else if (this.#keepAlive !== undefined) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
+    }
+  }
+
   #onReadyTimeout(): void {
+    this.#readyTimer = undefined;
     if (this.#token !== undefined || this.#closed) return;
     this.#readyTimedOut = true;
-    const error = this.#notReadyError();
-    this.#rejectReady(error);
-    for (const waiter of this.#waiters) waiter.reject(error);
-    this.#waiters.clear();
+    this.#rejectWaiters(this.#notReadyError());
   }
 
   #notReadyError(): TokenSourceError {
@@ -464,6 +586,29 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
   }
 }
 
+/**
+ * Whether a problem found before the first token is one that waiting cannot fix: the file
+ * is there and whole, but holds a token for another audience, an expired one, far too much,
+ * or is a folder. A missing file, one being written (empty, cut short) or one that cannot
+ * be read yet is waited for.
+ */
+function waitingCannotFix(error: TokenSourceError): boolean {
+  switch (error.code) {
+    case 'TOKEN_AUDIENCE_MISMATCH':
+    case 'TOKEN_EXPIRED':
+    case 'TOKEN_TOO_LARGE':
+      return true;
+    case 'TOKEN_FILE_UNREADABLE':
+      return (error.cause as { code?: unknown } | undefined)?.code === 'EISDIR';
+    default:
+      return false;
+  }
+}
+
+function isNodeFs(fs: TokenFileSystem): boolean {
+  return (fs as unknown) === nodeFs || (typeof fs === 'object' && fs !== null && fs.promises === nodeFs.promises && fs.watch === nodeFs.watch);
+}
+
 function backoff(attempt: number): number {
   return Math.min(SECOND * 2 ** Math.min(attempt, 16), MAX_BACKOFF);
 }
@@ -476,11 +621,10 @@ function nonNegative(value: number | undefined, fallback: number, name: string):
   return value;
 }
 
-function withPath(error: unknown, path: string): unknown {
-  if (error instanceof TokenSourceError && error.path === undefined) {
-    return new TokenSourceError(error.code, `Token file ${path}: ${error.message}`, { path });
-  }
-  return error;
+/** Marks a promise handed out as handled, so one nobody awaits is not an unhandled rejection. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(noop);
+  return promise;
 }
 
 // A listener that throws must not stop the others or the source; it is a bug in the app,

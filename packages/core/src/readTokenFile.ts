@@ -1,6 +1,7 @@
-import * as nodeFs from 'node:fs';
-import type { TokenFileSystem } from './fileSystem.js';
-import { readTokenFile as readBounded } from './internal/readTokenFile.js';
+import { TokenSourceError } from './errors.js';
+import type { TokenFileHandle, TokenFileSystem } from './fileSystem.js';
+
+const nodeFs = process.getBuiltinModule('node:fs');
 
 /** Options of {@link readTokenFile}. */
 export interface ReadTokenFileOptions {
@@ -31,4 +32,92 @@ export function readTokenFile(path: string, options: ReadTokenFileOptions = {}):
     throw new TypeError(`readTokenFile: maxTokenBytes must be a whole number >= 1, got ${String(maxTokenBytes)}`);
   }
   return readBounded(options.fs ?? (nodeFs as unknown as TokenFileSystem), path, maxTokenBytes);
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Reads at most `maxBytes` (+1 to detect overflow) from `path`, so a 10 MiB file costs
+ * 64 KiB of memory, not 10 MiB. One open, one or more reads, one close.
+ */
+async function readBounded(fs: TokenFileSystem, path: string, maxBytes: number): Promise<string> {
+  return (await readTokenFileTimed(fs, path, maxBytes, () => false)).text;
+}
+
+/** @internal What {@link readTokenFileTimed} read. */
+export interface FileContent {
+  readonly text: string;
+  /** The file's mtime, in ms since the epoch, taken after the read; undefined when not asked for or unknown. */
+  readonly modifiedAt: number | undefined;
+}
+
+/**
+ * @internal {@link readTokenFile}, and when `withTime()` says so once the content is read,
+ * the file's modification time, from the open handle (so a write during the read shows in it).
+ */
+export async function readTokenFileTimed(fs: TokenFileSystem, path: string, maxBytes: number, withTime: () => boolean): Promise<FileContent> {
+  let handle;
+  try {
+    handle = await fs.promises.open(path, 'r');
+  } catch (error) {
+    throw fileError(error, path);
+  }
+  try {
+    const buffer = new Uint8Array(maxBytes + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const wanted = buffer.length - length;
+      const { bytesRead } = await handle.read(buffer, length, wanted, length);
+      length += bytesRead;
+      // A short read of a regular file is its end: skip the extra round trip through the
+      // thread pool that reading until 0 bytes would cost.
+      if (bytesRead < wanted) break;
+    }
+    if (length > maxBytes) {
+      throw new TokenSourceError(
+        'TOKEN_TOO_LARGE',
+        `Token file ${path} is larger than maxTokenBytes (${maxBytes} bytes); a ServiceAccount token is a few KiB. Check the path points at a token.`,
+        { path },
+      );
+    }
+    let text: string;
+    try {
+      text = utf8.decode(buffer.subarray(0, length));
+    } catch {
+      throw new TokenSourceError('TOKEN_MALFORMED', `Token file ${path} is not valid UTF-8.`, { path });
+    }
+    return { text, modifiedAt: withTime() ? await modifiedAt(handle) : undefined };
+  } catch (error) {
+    throw error instanceof TokenSourceError ? error : fileError(error, path);
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
+async function modifiedAt(handle: TokenFileHandle): Promise<number | undefined> {
+  if (typeof handle.stat !== 'function') return undefined;
+  try {
+    const mtime = Number((await handle.stat()).mtimeMs);
+    return Number.isFinite(mtime) ? mtime : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function fileError(error: unknown, path: string): TokenSourceError {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') {
+    return new TokenSourceError(
+      'TOKEN_FILE_MISSING',
+      `Token file ${path} does not exist (or is a dangling symlink). In a pod, check the volume mount (and automountServiceAccountToken for the default token).`,
+      { path, cause: error },
+    );
+  }
+  const why =
+    code === 'EISDIR'
+      ? 'it is a folder; pass the token file in it'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied; check the volume defaultMode and the pod securityContext (fsGroup)'
+        : `${typeof code === 'string' ? code : 'an I/O error'}`;
+  return new TokenSourceError('TOKEN_FILE_UNREADABLE', `Token file ${path} cannot be read: ${why}.`, { path, cause: error });
 }

@@ -1,5 +1,4 @@
-import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
-import { TokenSourceError } from './errors.js';
+import { printable, TokenSourceError } from './errors.js';
 
 /** A named Kubernetes object a bound token is tied to. */
 export interface Ref {
@@ -70,10 +69,13 @@ const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 const LEGACY_ISSUER = 'kubernetes/serviceaccount';
 // A header value cannot hold control characters or spaces; a file that does is not a token.
 const OPAQUE_TOKEN = /^[\x21-\x7e]+$/;
+// Every JWT starts with these three characters (the base64url of `{"`).
+const JWT_START = 'eyJ';
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 // Signature sizes by algorithm: RSA signatures are as long as the modulus (1024 to 8192 bits).
 const RSA_BYTES = [128, 256, 384, 512, 1024];
-const SIGNATURE_BYTES: Record<string, readonly number[]> = {
+const SIGNATURE_BYTES: Readonly<Record<string, readonly number[]>> = {
   RS256: RSA_BYTES,
   RS384: RSA_BYTES,
   RS512: RSA_BYTES,
@@ -95,8 +97,9 @@ const SIGNATURE_BYTES: Record<string, readonly number[]> = {
  *
  * Accepts bound, legacy and other JWTs and opaque (non-JWT) tokens. Throws a
  * {@link TokenSourceError} with code `TOKEN_MALFORMED` for empty input, a broken JWT
- * (anything with two dots or starting with `eyJ` must decode as one) or characters that
- * cannot go in an `Authorization` header. Does not check expiry or audience.
+ * (anything with two dots or starting with `eyJ` must decode as one, and `e` or `ey` alone
+ * is the start of one, cut short), or characters that cannot go in an `Authorization`
+ * header. Does not check expiry or audience.
  *
  * @example
  * ```ts
@@ -115,7 +118,8 @@ export function decodeToken(raw: string, options: DecodeTokenOptions = {}): Toke
     throw new TokenSourceError('TOKEN_MALFORMED', 'The token is empty.');
   }
   const parts = value.split('.');
-  const looksLikeJwt = parts.length === 3 || value.startsWith('eyJ');
+  // `e` and `ey` are what a file that is being given a JWT holds for a moment: not tokens.
+  const looksLikeJwt = parts.length === 3 || value.startsWith(JWT_START) || JWT_START.startsWith(value);
   if (!looksLikeJwt) {
     if (!OPAQUE_TOKEN.test(value)) {
       throw new TokenSourceError(
@@ -125,8 +129,7 @@ export function decodeToken(raw: string, options: DecodeTokenOptions = {}): Toke
     }
     return createToken(value, { kind: 'opaque', audience: [] });
   }
-  const claims = decodeJwtParts(value, parts);
-  return fromClaims(value, claims, refreshRatio);
+  return fromClaims(value, decodeJwtParts(parts), refreshRatio);
 }
 
 /** @internal Throws the TypeError that names the option, as every entry point does. */
@@ -136,35 +139,28 @@ export function validateRefreshRatio(ratio: number, where: string): void {
   }
 }
 
-function decodeJwtParts(value: string, parts: string[]): JWTPayload {
+type Claims = Record<string, unknown>;
+
+function decodeJwtParts(parts: string[]): Claims {
   const malformed = (why: string) =>
     new TokenSourceError('TOKEN_MALFORMED', `The token is not a well-formed JWT: ${why}.`);
   if (parts.length !== 3) throw malformed(`it has ${parts.length} dot-separated parts, not 3`);
-  if (!parts.every((part) => BASE64URL.test(part))) {
-    throw malformed('a part is empty or not base64url');
-  }
-  let header: Record<string, unknown>;
-  try {
-    header = decodeProtectedHeader(value) as Record<string, unknown>;
-  } catch {
-    // jose's own error is dropped on purpose: its cause may quote the decoded bytes.
-    throw malformed('the header does not decode to a JSON object');
-  }
+  if (!parts.every(isBase64url)) throw malformed('a part is empty or not base64url');
+  const header = decodeJsonSegment(parts[0]!);
+  if (header === undefined) throw malformed('the header does not decode to a JSON object');
   if (typeof header['alg'] !== 'string') throw malformed('the header has no "alg"');
   // A write cut inside the signature still decodes; its length gives it away.
-  const lengths = SIGNATURE_BYTES[header['alg']];
+  const lengths = Object.hasOwn(SIGNATURE_BYTES, header['alg']) ? SIGNATURE_BYTES[header['alg']] : undefined;
   const signatureBytes = Math.floor((parts[2]!.length * 3) / 4);
   if (lengths !== undefined && !lengths.includes(signatureBytes)) {
-    throw malformed(`its ${header['alg']} signature is ${signatureBytes} bytes long (cut short?)`);
+    throw malformed(`its ${printable(header['alg'])} signature is ${signatureBytes} bytes long (cut short?)`);
   }
-  try {
-    return decodeJwt(value);
-  } catch {
-    throw malformed('the payload does not decode to a JSON object');
-  }
+  const claims = decodeJsonSegment(parts[1]!);
+  if (claims === undefined) throw malformed('the payload does not decode to a JSON object');
+  return claims;
 }
 
-function fromClaims(value: string, claims: JWTPayload, refreshRatio: number): Token {
+function fromClaims(value: string, claims: Claims, refreshRatio: number): Token {
   if (claims.exp !== undefined && numericDate(claims.exp) === undefined) {
     // An exp we cannot read must not become "never expires".
     throw new TokenSourceError('TOKEN_MALFORMED', 'The token is not a well-formed JWT: its "exp" is not a usable NumericDate.');
@@ -221,7 +217,7 @@ function boundClaims(k8s: Record<string, unknown>): KubernetesClaims | undefined
   });
 }
 
-function legacyClaims(claims: JWTPayload): KubernetesClaims {
+function legacyClaims(claims: Claims): KubernetesClaims {
   const str = (key: string) => (typeof claims[key] === 'string' ? (claims[key] as string) : '');
   const secretName = str('kubernetes.io/serviceaccount/secret.name');
   return withoutUndefined({
@@ -283,10 +279,73 @@ function redacted(this: Token): Record<string, unknown> {
 }
 
 function describe(this: Token): string {
+  // Claims are whatever the file's writer put there: escaped, as they reach terminals and logs.
   const parts = [`kind=${this.kind}`];
-  if (this.subject) parts.push(`subject=${this.subject}`);
-  if (this.audience.length) parts.push(`audience=${this.audience.join(',')}`);
+  if (this.subject) parts.push(`subject=${printable(this.subject)}`);
+  if (this.audience.length) parts.push(`audience=${this.audience.map(printable).join(',')}`);
   if (this.expiresAt) parts.push(`expiresAt=${this.expiresAt.toISOString()}`);
   if (this.refreshAt) parts.push(`refreshAt=${this.refreshAt.toISOString()}`);
   return `Token { ${parts.join(' ')} value=[redacted] }`;
+}
+
+// Why core decodes JWTs itself rather than with jose: it needs two small functions
+// (base64url, JSON, "is it an object"), and importing jose loads its whole module graph:
+// ~50 ms of start-up that every short-lived process paid, for code core never ran.
+
+/** Whether `segment` is non-empty, uses only the base64url alphabet and has a possible length. */
+function isBase64url(segment: string): boolean {
+  // A length of 4n + 1 characters cannot come from any byte string.
+  return BASE64URL.test(segment) && segment.length % 4 !== 1;
+}
+
+/**
+ * Decodes one base64url segment of a JWT (header or payload) to a plain JSON object.
+ * Undefined when it is not base64url, not UTF-8, not JSON or not an object; never throws,
+ * and nothing of the input is kept in what it returns on failure.
+ */
+function decodeJsonSegment(segment: string): Record<string, unknown> | undefined {
+  if (!isBase64url(segment)) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8.decode(Buffer.from(segment, 'base64url')));
+  } catch {
+    return undefined;
+  }
+  return isPlainObject(value) ? value : undefined;
+}
+
+/** What identifies the key a compact JWS was signed with, and its signature's length. */
+interface SignatureShape {
+  readonly alg: string;
+  readonly kid: string | undefined;
+  /** Length of the signature segment, in base64url characters. */
+  readonly length: number;
+}
+
+/** The shape of `value`'s signature, or undefined when `value` is not a decodable JWT. */
+function signatureShape(value: string): SignatureShape | undefined {
+  const parts = value.split('.');
+  if (parts.length !== 3) return undefined;
+  const header = decodeJsonSegment(parts[0]!);
+  if (header === undefined || typeof header['alg'] !== 'string') return undefined;
+  return { alg: header['alg'], kid: typeof header['kid'] === 'string' ? header['kid'] : undefined, length: parts[2]!.length };
+}
+
+/**
+ * @internal Whether `next` cannot be a whole token signed with the key that signed `previous`: both
+ * name the same `alg` and `kid`, yet their signatures differ in length. A key's signatures
+ * all have one length (an RSA signature is as long as the modulus; ECDSA and EdDSA ones
+ * are fixed), so such a `next` was cut short, at a length that happens to be plausible.
+ */
+export function signatureCutShort(previous: string, next: string): boolean {
+  const before = signatureShape(previous);
+  const after = signatureShape(next);
+  if (before === undefined || after === undefined || before.kid === undefined) return false;
+  return before.alg === after.alg && before.kid === after.kid && before.length !== after.length;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }

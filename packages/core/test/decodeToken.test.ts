@@ -103,6 +103,48 @@ describe('decodeToken', () => {
     expect(decodeToken(good).kind).toBe('jwt');
   });
 
+  it('takes `e` and `ey`, the start of a JWT being written, for a torn write, not an opaque token', () => {
+    expectMalformed('e');
+    expectMalformed('ey');
+    expectMalformed(' ey\n');
+    expect(decodeToken('eyx').kind).toBe('opaque'); // not the start of a JWT: eyJ is
+  });
+
+  it('decodes the base64url JSON parts strictly, with no dependency, and never throws anything but TOKEN_MALFORMED', async () => {
+    const good = await sign({ aud: 'x', exp: now + 60 });
+    const [h, p, s] = good.split('.') as [string, string, string];
+    const b64 = (value: string | Uint8Array) => Buffer.from(value).toString('base64url');
+    for (const raw of [
+      `${h}.${p}x.${s}`, // 4n + 1 characters: no byte string encodes to that
+      `${h}.${b64(Uint8Array.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]))}.${s}`, // {"\xff":1}: not UTF-8
+      `${h}.${b64('null')}.${s}`,
+      `${h}.${b64('"text"')}.${s}`,
+      `${b64('{"alg":"constructor"}')}.${p}.${s}`, // an alg named after an Object.prototype member
+      `${b64('{"alg":"__proto__"}')}.${p}.${s}`,
+      `${b64('{"alg":"toString"}')}.${p}.${s}`,
+    ]) {
+      let token;
+      try {
+        token = decodeToken(raw);
+      } catch (error) {
+        expect(isTokenSourceError(error) && error.code).toBe('TOKEN_MALFORMED');
+        continue;
+      }
+      expect(token.kind).not.toBe('opaque'); // an unknown alg with a whole payload decodes
+    }
+    expectMalformed(`${h}.${p}x.${s}`);
+    expect(decodeToken(`${b64('{"alg":"constructor"}')}.${p}.${s}`).audience).toEqual(['x']);
+  });
+
+  it('escapes the claims it prints: whoever writes the token file controls them', async () => {
+    const token = decodeToken(await sign({ aud: ['\u001b[2Jx', 'y\nz'], sub: 'a\u001b]8;;https://evil.example\u0007b', exp: now + 60 }));
+    for (const text of [String(token), inspect(token)]) {
+      expect(text).not.toMatch(/[\u0000-\u001f\u007f]/);
+      expect(text).toContain('\\u001b');
+    }
+    expect(token.subject).toBe('a\u001b]8;;https://evil.example\u0007b'); // the claim itself is kept as it is
+  });
+
   it('redacts the value from JSON, inspect and toString', async () => {
     const raw = await sign({ aud: 'x', exp: now + 60 });
     const token = decodeToken(raw);

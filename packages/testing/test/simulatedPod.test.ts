@@ -137,11 +137,11 @@ describe('startSimulatedPod', () => {
 
   it('cleans up what it started when a step fails', async () => {
     const name = `simulated-pod-failing-${process.pid}`;
-    // a source that only accepts another audience never becomes ready
+    // a source that only accepts another audience is refused at once (waiting cannot fix it)
     const error: unknown = await startSimulatedPod({ name, audience: 'api', source: { audience: 'someone-else', readyTimeout: 100 } }).catch(
       (e: unknown) => e,
     );
-    expect(isTokenSourceError(error) && error.code).toBe('TOKEN_NOT_READY');
+    expect(isTokenSourceError(error) && error.code).toBe('TOKEN_AUDIENCE_MISMATCH');
     expect((await readdir(tmpdir())).filter((entry) => entry.startsWith(`${name}-`))).toEqual([]);
   });
 

@@ -1,11 +1,18 @@
-import * as nodeFs from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { TokenFileSystem } from '../fileSystem.js';
 
+const nodeFs = process.getBuiltinModule('node:fs');
+
 /** A source's subscription to its folder. */
 export interface FolderSubscription {
-  /** Start the watcher again if it died (folder removed, watch limit hit). Cheap when it is alive. */
-  rearm(): void;
+  /**
+   * Start the watcher again if it died or never started (folder removed or not there yet,
+   * watch limit hit). Cheap when it is alive. After a failed read (`afterGoodRead` false)
+   * it tries at most once a second, however many sources ask.
+   */
+  rearm(afterGoodRead: boolean): void;
+  /** Whether the folder watch is up now: then every change of the file is reported. */
+  readonly live: boolean;
   close(): Promise<void>;
 }
 
@@ -25,13 +32,19 @@ interface Subscriber {
 // `..data` (every file in the folder changed) or to a subscriber's own file name (a plain file
 // replaced or rewritten). Timestamped folders and `..data_tmp` are noise.
 const DATA_LINK = '..data';
+const RETRY_START_MS = 1000;
+// setInterval's longest delay: the keep-alive timer never fires in practice.
+const MAX_TIMER = 2 ** 31 - 1;
 
 class FolderWatch {
   readonly #subscribers = new Set<Subscriber>();
   #handle: { close(): Promise<void> | void } | undefined;
   #broken = false;
-  // Once `..data` has been seen, per-file events are echoes of the same swap.
-  #kubeletLayout = false;
+  #failedStartAt = -Infinity;
+  // While node:fs cannot watch the folder (it is not there yet, or was removed), this
+  // timer holds the process open in the watcher's place: a watching source keeps the
+  // process alive until close(), whether or not its folder exists yet.
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     readonly dir: string,
@@ -43,12 +56,22 @@ class FolderWatch {
     return this.#subscribers.size;
   }
 
+  get live(): boolean {
+    return this.#handle !== undefined && !this.#broken;
+  }
+
   add(subscriber: Subscriber): FolderSubscription {
     this.#subscribers.add(subscriber);
     if (this.#handle === undefined && !this.#broken) this.#start();
+    const isLive = () => this.live;
     return {
-      rearm: () => {
-        if (this.#broken && this.#subscribers.has(subscriber)) this.#restart();
+      get live() {
+        return isLive();
+      },
+      rearm: (afterGoodRead) => {
+        if (!this.#broken || !this.#subscribers.has(subscriber)) return;
+        if (!afterGoodRead && Date.now() - this.#failedStartAt < RETRY_START_MS) return;
+        this.#restart();
       },
       close: async () => {
         if (!this.#subscribers.delete(subscriber) || this.#subscribers.size > 0) return;
@@ -64,9 +87,21 @@ class FolderWatch {
       this.#handle = this.#startFsWatch(this.fs ?? (nodeFs as unknown as TokenFileSystem));
     } catch {
       // No folder yet, no `watch` in a custom fs, or a watch limit: the poll and the
-      // backoff re-reads carry on, and `rearm()` tries again after the next good read.
+      // backoff re-reads carry on, and `rearm()` tries again after the next read.
       this.#handle = undefined;
       this.#broken = true;
+      this.#failedStartAt = Date.now();
+    }
+    this.#holdLoop();
+  }
+
+  #holdLoop(): void {
+    const hold = this.#broken && this.fs === undefined && this.#subscribers.size > 0;
+    if (hold && this.#keepAlive === undefined) {
+      this.#keepAlive = setInterval(() => {}, MAX_TIMER);
+    } else if (!hold && this.#keepAlive !== undefined) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
     }
   }
 
@@ -81,6 +116,7 @@ class FolderWatch {
     const handle = this.#handle;
     this.#handle = undefined;
     this.#broken = false;
+    this.#holdLoop();
     await handle?.close();
   }
 
@@ -102,16 +138,18 @@ class FolderWatch {
 
   #died(): void {
     this.#broken = true;
+    this.#holdLoop();
     this.#notifyAll();
   }
 
   #dispatch(name: string): void {
     if (name === DATA_LINK) {
-      this.#kubeletLayout = true;
       this.#notifyAll();
       return;
     }
-    if (this.#kubeletLayout) return;
+    // In the kubelet's layout an event naming the file itself is its symlink being made or
+    // removed: the atomic writer makes `token -> ..data/token` just after the first swap
+    // that holds it, so the read the swap caused found no file yet. Read again.
     for (const subscriber of this.#subscribers) {
       if (subscriber.fileName === name) subscriber.onChange();
     }
