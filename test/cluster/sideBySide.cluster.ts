@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { closeInCluster, loadInCluster } from '@podtoken/kubernetes';
@@ -96,7 +97,7 @@ describe('@podtoken/kubernetes vs client-node’s own in-cluster config', () => 
       `stale window at least ${figures(stale[name].lower)}, at most ${figures(stale[name].upper)}` +
       (unresolved[name] > 0 ? ` (${unresolved[name]} rotation(s) not yet picked up when the run ended)` : '');
     console.log(
-      `[cluster 6] side by side, client-node 1.4.0 on Node ${process.versions.node}, ${ROTATIONS} real rotations:\n  ${line('ours')}\n  ${line('theirs')}\n` +
+      `[cluster 6] side by side, client-node 1.4.0 on Node ${process.versions.node}, ${ROTATIONS} real rotations (load average ${loadavg()[0]!.toFixed(1)}):\n  ${line('ours')}\n  ${line('theirs')}\n` +
         `  latency ratio ours/theirs (p50) ${(percentile(latency.ours, 50) / percentile(latency.theirs, 50)).toFixed(3)} (target ≤ 1: no slower); ` +
         'stale window target: ours p99 < 50 ms; theirs up to 60 s',
     );

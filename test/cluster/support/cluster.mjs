@@ -9,7 +9,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 export const CLUSTER_STATE_ENV = 'PODTOKEN_CLUSTER_STATE';
 /** The issuer (and default API audience) the API server is started with. */
 export const ISSUER = 'https://kubernetes.default.svc.cluster.local';
+const STATE_PREFIX = 'podtoken-cluster-';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** What this process started, by state folder: stopCluster() lets go of it. @type {Map<string, () => void>} */
@@ -65,7 +66,8 @@ export function ensureBinaries() {
  */
 export async function startCluster({ binDir, log = (line) => console.error(line) }) {
   const started = performance.now();
-  const stateDir = await mkdtemp(join(tmpdir(), 'podtoken-cluster-'));
+  await removeAbandonedStateDirs();
+  const stateDir = await mkdtemp(join(tmpdir(), STATE_PREFIX));
   /** @type {Array<{ pid: number, watchdog: import('node:child_process').ChildProcess }>} */
   const running = [];
   // On exit, however the tests ended: kill by PID (synchronously: an exit hook cannot wait).
@@ -180,6 +182,21 @@ export async function stopCluster(state) {
   // that the exit hook never signals a PID the system may have handed to someone else since.
   owned.get(state.stateDir)?.();
   await rm(state.stateDir, { recursive: true, force: true });
+}
+
+// A run killed outright (SIGKILL) leaves its processes to the watchdogs but its state folder
+// behind: the next start removes those whose etcd and kube-apiserver are both gone.
+async function removeAbandonedStateDirs() {
+  const names = await readdir(tmpdir()).catch(() => []);
+  for (const name of names.filter((entry) => entry.startsWith(STATE_PREFIX))) {
+    const dir = join(tmpdir(), name);
+    const pids = await Promise.all(['etcd', 'apiserver'].map((process) => readFile(join(dir, `${process}.pid`), 'utf8').then(Number, () => 0)));
+    const age = Date.now() - ((await stat(dir).catch(() => undefined))?.mtimeMs ?? Date.now());
+    // A folder without PID files may be a start in progress: left alone for a minute.
+    if (pids.every((pid) => !(pid > 0 && alive(pid))) && (pids.some((pid) => pid > 0) || age > 60_000)) {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
 }
 
 /** Reads a state file written by startCluster. @param {string} path @returns {ClusterState} */

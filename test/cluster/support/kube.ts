@@ -348,7 +348,7 @@ export async function startPod(options: {
       })),
     },
   });
-  const root = await tempDir('podtoken-pod-');
+  const root = await tempDir('podtoken-clusterpod-');
   const kubelets: Record<string, Kubelet> = {};
   for (const [key, v] of Object.entries(volumes)) {
     const dir = join(root, v.mountPath);
