@@ -14,7 +14,7 @@
 # installed when running as root, non-interactively; otherwise the script says what to run.
 #
 # Progress goes to stderr; the last line on stdout is the bin folder. A cold run takes
-# 10–15 minutes on 2 cores (kube-apiserver, with its generated OpenAPI definitions);
+# 10–20 minutes on 2 cores (kube-apiserver, with its generated OpenAPI definitions);
 # a warm run under a second.
 set -euo pipefail
 
@@ -30,6 +30,7 @@ APT_OPTS=(-o "Dir::Etc::SourceList=$APT/sources.list" -o Dir::Etc::SourceParts=/
   -o "Dir::State::Lists=$APT/lists" -o "Dir::Cache=$APT/cache")
 
 say() { echo "› cluster build: $*" >&2; }
+trap 'say "failed (line $LINENO, exit $?)"' ERR
 started=$SECONDS
 
 # 1. The tools: Go 1.19 and etcd 3.4 from Debian, and what the Kubernetes build calls.
@@ -60,8 +61,9 @@ flock 9
 if [[ ! -f "$SRC/kubernetes_$K8S_VERSION.dsc" ]]; then
   if [[ ! -s "$APT/sources.list" ]]; then
     {
-      cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-        awk '$1 == "deb" && /debian/ { $1 = "deb-src"; print }'
+      for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        if [[ -f $file ]]; then awk '$1 == "deb" && /debian/ { $1 = "deb-src"; print }' "$file"; fi
+      done
       for file in /etc/apt/sources.list.d/*.sources; do
         [[ -f $file ]] || continue
         # deb822 stanzas: one deb-src line per URI and suite of each enabled "Types: deb" stanza.
@@ -104,7 +106,7 @@ ln -sfn ../../.. "$TREE/.go/src/k8s.io/kubernetes"
 # 3. kube-apiserver. `make WHAT=…` runs the code generators first (deepcopy, defaulter,
 #    conversion, OpenAPI: the last needs rsync).
 if [[ ! -x "$BIN/kube-apiserver" ]]; then
-  say "building kube-apiserver (10–15 minutes on 2 cores; log: $ROOT/build.log)"
+  say "building kube-apiserver (10–20 minutes on 2 cores; log: $ROOT/build.log)"
   if ! (cd "$TREE" && GOPATH="$TREE/.go" make WHAT=cmd/kube-apiserver >"$ROOT/build.log" 2>&1); then
     tail -n 40 "$ROOT/build.log" >&2
     say "kube-apiserver build failed (full log: $ROOT/build.log)"
