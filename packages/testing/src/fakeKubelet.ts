@@ -16,7 +16,11 @@ export interface FakeKubeletOptions {
   audience?: string | string[];
   /** The projection's `expirationSeconds`; may be fractional in tests. @default 3607 */
   expirationSeconds?: number;
-  /** Mint tokens the way the API server mints the default token when it extends expiry. @default false */
+  /**
+   * Mint tokens the way the API server mints the default token when it extends expiry; as
+   * there, only for `expirationSeconds: 3607` and a pod-bound token (a `TypeError` otherwise).
+   * @default false
+   */
   extendExpiration?: boolean;
   /**
    * Fraction of the requested lifetime after which it writes a fresh token; never later
@@ -70,6 +74,9 @@ export class FakeKubelet {
     if (!(seconds > 0)) throw new TypeError(`FakeKubelet: expirationSeconds must be > 0, got ${String(seconds)}`);
     const ratio = options.rotateAfter ?? 0.8;
     if (!(ratio > 0 && ratio <= 1)) throw new TypeError(`FakeKubelet: rotateAfter must be in (0, 1], got ${String(ratio)}`);
+    if (options.extendExpiration && (seconds !== 3607 || options.mint?.pod === false)) {
+      throw new TypeError('FakeKubelet: extendExpiration needs expirationSeconds 3607 and a pod, as on the API server (it extends nothing else)');
+    }
     this.#options = options;
   }
 

@@ -58,6 +58,8 @@ describe('createIssuer, as the API server', () => {
     expect(claims['kubernetes.io'].warnafter - claims.iat).toBe(3607);
     await expect(issuer.mint({ extendExpiration: true, expirationSeconds: 600 })).rejects.toThrow(/extendExpiration applies only .* 3607 s/);
     await expect(issuer.mint({ extendExpiration: true, pod: false })).rejects.toThrow(TypeError);
+    const volume = new ProjectedVolume({ dir: await tempDir() });
+    expect(() => new FakeKubelet({ volume, issuer, extendExpiration: true, expirationSeconds: 600 })).toThrow(/extendExpiration needs expirationSeconds 3607/);
   });
 });
 
