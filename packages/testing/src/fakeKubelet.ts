@@ -1,6 +1,9 @@
 import type { Issuer, MintOptions } from './issuer.js';
 import type { ProjectedVolume, VolumeWrite } from './projectedVolume.js';
 
+// The kubelet refreshes a token older than 24 h whatever its lifetime (pkg/kubelet/token: maxTTL).
+const MAX_TOKEN_AGE_SECONDS = 24 * 60 * 60;
+
 /** Options of {@link FakeKubelet}. */
 export interface FakeKubeletOptions {
   /** Where it writes. */
@@ -13,10 +16,16 @@ export interface FakeKubeletOptions {
   audience?: string | string[];
   /** The projection's `expirationSeconds`; may be fractional in tests. @default 3607 */
   expirationSeconds?: number;
-  /** Mint tokens the way the API server mints the default token when it extends expiry. @default false */
+  /**
+   * Mint tokens the way the API server mints the default token when it extends expiry; as
+   * there, only for `expirationSeconds: 3607` and a pod-bound token (a `TypeError` otherwise).
+   * @default false
+   */
   extendExpiration?: boolean;
   /**
-   * Fraction of the requested lifetime after which it writes a fresh token.
+   * Fraction of the requested lifetime after which it writes a fresh token; never later
+   * than 24 h after the last one, as the kubelet (which also subtracts a random 0–9 s
+   * jitter, left out here so that tests are repeatable).
    * @default 0.8 (the kubelet's rule)
    */
   rotateAfter?: number;
@@ -35,8 +44,12 @@ export interface Rotation extends VolumeWrite {
 
 /**
  * Plays the kubelet's part for one projected token: writes a fresh token through the
- * atomic writer at 80 % of its requested lifetime. Runs on real timers or vitest's fake
- * ones (it calls `setTimeout` at use time).
+ * atomic writer at 80 % of its requested lifetime (at most 24 h). Runs on real timers or
+ * vitest's fake ones (it calls `setTimeout` at use time).
+ *
+ * The real kubelet decides at each volume sync (about once a minute) whether the token
+ * manager's cached token needs refreshing, so a real rotation lands up to a minute or so
+ * after that point; this one rotates on the dot.
  *
  * @example
  * ```ts
@@ -61,6 +74,9 @@ export class FakeKubelet {
     if (!(seconds > 0)) throw new TypeError(`FakeKubelet: expirationSeconds must be > 0, got ${String(seconds)}`);
     const ratio = options.rotateAfter ?? 0.8;
     if (!(ratio > 0 && ratio <= 1)) throw new TypeError(`FakeKubelet: rotateAfter must be in (0, 1], got ${String(ratio)}`);
+    if (options.extendExpiration && (seconds !== 3607 || options.mint?.pod === false)) {
+      throw new TypeError('FakeKubelet: extendExpiration needs expirationSeconds 3607 and a pod, as on the API server (it extends nothing else)');
+    }
     this.#options = options;
   }
 
@@ -116,7 +132,8 @@ export class FakeKubelet {
     // Scheduled from when this rotation began, not when its write finished: no drift.
     if (this.#running) {
       clearTimeout(this.#timer);
-      this.#timer = setTimeout(() => void this.rotate().catch(() => {}), expirationSeconds * 1000 * (o.rotateAfter ?? 0.8));
+      const after = Math.min(expirationSeconds * (o.rotateAfter ?? 0.8), MAX_TOKEN_AGE_SECONDS);
+      this.#timer = setTimeout(() => void this.rotate().catch(() => {}), after * 1000);
       this.#timer.unref?.();
     }
     const token = await o.issuer.mint({

@@ -1,4 +1,4 @@
-import { KeyObject, randomUUID, sign as signBytes } from 'node:crypto';
+import { createHash, KeyObject, randomUUID, sign as signBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JSONWebKeySet, type JWTPayload } from 'jose';
 
 /** Options of {@link createIssuer}. */
@@ -23,15 +23,20 @@ export interface MintOptions {
    */
   audience?: string | string[];
   /**
-   * Requested lifetime in seconds (the projected volume's `expirationSeconds`). `exp` is
-   * `iat + expirationSeconds`, rounded up to a whole second when the clock is mid-second.
+   * Requested lifetime in seconds (the projected volume's `expirationSeconds`). From 600 s
+   * (the API server's minimum) `exp` is `iat + expirationSeconds`, both cut from the same
+   * instant, as the API server mints it. Shorter and fractional lifetimes, which no API server
+   * issues but tests use, give `exp` = the clock plus the lifetime rounded up to a whole second,
+   * so the token lives at least that long.
    * @default 3607
    */
   expirationSeconds?: number;
   /**
    * Do what the API server does for the default token with
-   * `--service-account-extend-token-expiration`: `exp = iat + 1 year` and
-   * `warnafter = iat + expirationSeconds`.
+   * `--service-account-extend-token-expiration` (its default): `exp = iat + 1 year` and
+   * `warnafter = iat + 3607`. The API server extends only a token bound to a pod and
+   * requested for exactly 3607 s (the kubelet's default token), so anything else throws a
+   * `TypeError`; set `claims` to mint a token no API server would.
    * @default false
    */
   extendExpiration?: boolean;
@@ -41,8 +46,17 @@ export interface MintOptions {
   serviceAccount?: string;
   /** The bound pod's name; `false` for a token bound to no pod. @default 'app-0' */
   pod?: string | false;
-  /** The node's name (newer clusters put it in); `false` to leave it out. @default 'node-1' */
+  /**
+   * The node's name, in `kubernetes.io.node` (API servers add it by default since 1.30, and
+   * in 1.29 behind a feature gate); `false` to leave it out, as older ones do. @default 'node-1'
+   */
   node?: string | false;
+  /**
+   * The `jti` claim (API servers add one by default since 1.30, and in 1.29 behind a feature
+   * gate); `false` to leave it out, as older ones do.
+   * @default a fresh UUID
+   */
+  jti?: string | false;
   /** `iat` and `nbf`. @default now (Date.now() at the call, so fake timers apply) */
   issuedAt?: Date;
   /** Extra claims, merged last (they can override any of the above). */
@@ -64,7 +78,10 @@ export interface Issuer {
   /** The `iss` of the tokens it mints. */
   readonly issuer: string;
   readonly alg: 'RS256' | 'ES256';
-  /** The public key set a verifier needs (what `/openid/v1/jwks` serves). */
+  /**
+   * The public key set a verifier needs (what `/openid/v1/jwks` serves). Its `kid` is derived
+   * from the public key as the API server derives it, and is in every token's header.
+   */
   readonly jwks: JSONWebKeySet;
   /** Mints a signed bound token with the claims a real cluster puts in one. */
   mint(options?: MintOptions): Promise<string>;
@@ -73,6 +90,10 @@ export interface Issuer {
 }
 
 const YEAR_SECONDS = 365 * 24 * 60 * 60;
+// The one lifetime the API server extends (pkg/serviceaccount: WarnOnlyBoundTokenExpirationSeconds).
+const EXTENDED_REQUEST_SECONDS = 3607;
+// The shortest lifetime a TokenRequest may ask for.
+const MIN_REQUEST_SECONDS = 600;
 export const DEFAULT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
 /**
@@ -90,7 +111,8 @@ export async function createIssuer(options: IssuerOptions = {}): Promise<Issuer>
   if (typeof issuer !== 'string' || issuer === '') throw new TypeError('createIssuer: issuer must be a non-empty string');
   if (alg !== 'RS256' && alg !== 'ES256') throw new TypeError(`createIssuer: alg must be 'RS256' or 'ES256', got ${String(alg)}`);
   const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
-  const kid = randomUUID();
+  // As the API server: base64url(SHA-256(DER of the public key)), so a kid reads like a real one.
+  const kid = createHash('sha256').update(KeyObject.from(publicKey).export({ type: 'spki', format: 'der' })).digest('base64url');
   const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
   const jwks: JSONWebKeySet = { keys: [jwk] };
 
@@ -100,7 +122,8 @@ export async function createIssuer(options: IssuerOptions = {}): Promise<Issuer>
   // advanceTimersByTimeAsync, so a FakeKubelet on fake timers rotates exactly on time.
   const sign = async (payload: JWTPayload): Promise<string> => {
     const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
-    const input = `${encode({ alg, kid, typ: 'JWT' })}.${encode(payload)}`;
+    // The API server's header holds alg and kid only (no typ).
+    const input = `${encode({ alg, kid })}.${encode(payload)}`;
     const signature =
       alg === 'RS256'
         ? signBytes('sha256', Buffer.from(input), key)
@@ -117,11 +140,19 @@ export async function createIssuer(options: IssuerOptions = {}): Promise<Issuer>
       if (!Number.isFinite(expirationSeconds) || expirationSeconds <= 0) {
         throw new TypeError(`mint: expirationSeconds must be a positive number, got ${String(expirationSeconds)}`);
       }
+      if (mint.extendExpiration && (expirationSeconds !== EXTENDED_REQUEST_SECONDS || mint.pod === false)) {
+        throw new TypeError(
+          `mint: extendExpiration applies only to a pod-bound token requested for ${EXTENDED_REQUEST_SECONDS} s, as on the API server ` +
+            `(got expirationSeconds ${String(expirationSeconds)}${mint.pod === false ? ', pod false' : ''}); use claims to mint anything else`,
+        );
+      }
       const now = (mint.issuedAt?.getTime() ?? Date.now()) / 1000;
       const iat = Math.floor(now);
-      // exp is rounded up, not down: a token minted 0.9 s into a second still lives at least
-      // expirationSeconds, which matters for the 1–2 s tokens tests use (clusters use >= 600 s).
-      const lifetimeEnd = Math.ceil(now + expirationSeconds);
+      // The API server truncates iat and exp from one instant: exp - iat is exactly the lifetime.
+      // Below its 600 s minimum, exp is rounded up instead, so that a 1–2 s test token minted
+      // 0.9 s into a second still lives at least as long as asked.
+      const lifetimeEnd =
+        Number.isInteger(expirationSeconds) && expirationSeconds >= MIN_REQUEST_SECONDS ? iat + expirationSeconds : Math.ceil(now + expirationSeconds);
       const namespace = mint.namespace ?? 'default';
       const serviceAccount = mint.serviceAccount ?? 'default';
       const podName = mint.pod ?? 'app-0';
@@ -139,7 +170,7 @@ export async function createIssuer(options: IssuerOptions = {}): Promise<Issuer>
         iat,
         nbf: iat,
         iss: issuer,
-        jti: randomUUID(),
+        ...(mint.jti === false ? {} : { jti: mint.jti ?? randomUUID() }),
         sub: `system:serviceaccount:${namespace}:${serviceAccount}`,
         'kubernetes.io': k8s,
         ...mint.claims,

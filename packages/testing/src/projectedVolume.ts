@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import * as nodeFs from 'node:fs';
 import { basename, join, posix } from 'node:path';
 
@@ -5,6 +6,7 @@ import { basename, join, posix } from 'node:path';
 export interface VolumeFileSystem {
   promises: {
     mkdir(path: string, options?: { recursive?: boolean }): Promise<unknown>;
+    readFile(path: string): Promise<string | Uint8Array>;
     writeFile(path: string, data: string | Uint8Array, options?: { mode?: number }): Promise<void>;
     symlink(target: string, path: string): Promise<void>;
     rename(from: string, to: string): Promise<void>;
@@ -26,9 +28,19 @@ export interface ProjectedVolumeOptions {
 
 /** What one {@link ProjectedVolume.write} did. */
 export interface VolumeWrite {
-  /** The new timestamped folder's name, e.g. `..2026_11_22_10_00_00.123456789`. */
+  /**
+   * Whether `..data` was swapped. `false` when the payload was byte for byte what the volume
+   * already held: the kubelet's writer then writes nothing (two tokens minted in the same
+   * second with the same claims are identical, as on a real API server without `jti`).
+   */
+  readonly swapped: boolean;
+  /** The timestamped folder `..data` points at afterwards, e.g. `..2026_11_22_10_00_00.2853127951`. */
   readonly folder: string;
-  /** `performance.now()` right after `..data` was swapped: when readers can first see the new files. */
+  /**
+   * `performance.now()` right after `..data` was swapped to `folder`: when readers could first
+   * see these files. For a write that swapped nothing, the time of the swap that did (by this
+   * `ProjectedVolume`), or `NaN` when another writer made it.
+   */
   readonly swappedAt: number;
 }
 
@@ -36,9 +48,12 @@ const DATA = '..data';
 const DATA_TMP = '..data_tmp';
 
 /**
- * A folder written exactly as the kubelet's atomic writer writes a projected volume:
- * the payload goes into a new timestamped folder, a `..data_tmp` symlink to it is renamed
- * over `..data`, each visible file is a symlink `name -> ..data/name`, and the old
+ * A folder written exactly as the kubelet's atomic writer (`AtomicWriter.Write` in
+ * `pkg/volume/util`, checked against Kubernetes 1.20's) writes a projected volume: nothing
+ * when the payload equals what the current folder holds; otherwise the payload goes into a
+ * new timestamped folder, each visible file is a symlink `name -> ..data/name` (made before
+ * the swap, so on the first write it dangles for a moment), a `..data_tmp` symlink to the new
+ * folder is renamed over `..data`, files no longer in the payload are unlinked, and the old
  * folder is removed. The visible symlinks themselves never change.
  *
  * @example
@@ -52,7 +67,7 @@ export class ProjectedVolume {
   readonly #fs: VolumeFileSystem;
   readonly #native: boolean;
   #files: Record<string, string | Uint8Array> = {};
-  #sequence = 0;
+  #swaps = new Map<string, number>();
 
   constructor(options: ProjectedVolumeOptions) {
     if (typeof options?.dir !== 'string' || options.dir === '') throw new TypeError('ProjectedVolume: dir must be a non-empty string');
@@ -73,7 +88,8 @@ export class ProjectedVolume {
 
   /**
    * Replaces the whole payload (the kubelet always writes every file of the volume).
-   * Resolves after the old timestamped folder is removed.
+   * Resolves after the old timestamped folder is removed; writes nothing, and resolves with
+   * `swapped: false`, when the volume already holds exactly this payload.
    */
   async write(files: Record<string, string | Uint8Array>): Promise<VolumeWrite> {
     const names = Object.keys(files);
@@ -84,13 +100,14 @@ export class ProjectedVolume {
     }
     const fs = this.#fs.promises;
     await fs.mkdir(this.dir, { recursive: true });
-    const folder = this.#folderName();
-    await fs.mkdir(join(this.dir, folder));
-    for (const name of names) await fs.writeFile(join(this.dir, folder, name), files[name]!, { mode: 0o644 });
-
     const previous = await this.#readData();
-    const swappedAt = await this.#swap(folder);
-
+    const removed = Object.keys(this.#files).filter((name) => !(name in files));
+    if (previous !== undefined && removed.length === 0 && (await this.#holds(previous, files))) {
+      this.#files = { ...files };
+      return { swapped: false, folder: previous, swappedAt: this.#swaps.get(previous) ?? Number.NaN };
+    }
+    const folder = await this.#makeFolder();
+    for (const name of names) await fs.writeFile(join(this.dir, folder, name), files[name]!, { mode: 0o644 });
     for (const name of names) {
       try {
         await fs.symlink(posix.join(DATA, name), join(this.dir, name));
@@ -98,12 +115,15 @@ export class ProjectedVolume {
         if ((error as { code?: string }).code !== 'EEXIST') throw error;
       }
     }
-    for (const name of Object.keys(this.#files)) {
-      if (!(name in files)) await fs.rm(join(this.dir, name), { force: true });
-    }
+
+    const swappedAt = await this.#swap(folder);
+    this.#swaps.clear();
+    this.#swaps.set(folder, swappedAt);
+
+    for (const name of removed) await fs.rm(join(this.dir, name), { force: true });
     if (previous !== undefined && previous !== folder) await fs.rm(join(this.dir, previous), { recursive: true, force: true });
     this.#files = { ...files };
-    return { folder, swappedAt };
+    return { swapped: true, folder, swappedAt };
   }
 
   /** Writes the payload with one file changed (or added). */
@@ -115,6 +135,21 @@ export class ProjectedVolume {
   async remove(): Promise<void> {
     await this.#fs.promises.rm(this.dir, { recursive: true, force: true });
     this.#files = {};
+  }
+
+  // Whether `folder` holds every file of the payload with the same bytes (the writer's
+  // shouldWritePayload: a file missing or different means write).
+  async #holds(folder: string, files: Record<string, string | Uint8Array>): Promise<boolean> {
+    for (const [name, content] of Object.entries(files)) {
+      let current: string | Uint8Array;
+      try {
+        current = await this.#fs.promises.readFile(join(this.dir, folder, name));
+      } catch {
+        return false;
+      }
+      if (!Buffer.from(current).equals(Buffer.from(content))) return false;
+    }
+    return true;
   }
 
   async #readData(): Promise<string | undefined> {
@@ -146,13 +181,20 @@ export class ProjectedVolume {
     return performance.now();
   }
 
-  #folderName(): string {
-    // The kubelet uses os.MkdirTemp(dir, time.Now().UTC().Format("..2006_01_02_15_04_05.")).
+  // The kubelet's name: os.MkdirTemp(dir, time.Now().UTC().Format("..2006_01_02_15_04_05.")),
+  // whose suffix is a random uint32 in decimal; a name taken already is drawn again.
+  async #makeFolder(): Promise<string> {
     const d = new Date();
-    const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+    const pad = (n: number) => String(n).padStart(2, '0');
     const stamp = `${d.getUTCFullYear()}_${pad(d.getUTCMonth() + 1)}_${pad(d.getUTCDate())}_${pad(d.getUTCHours())}_${pad(d.getUTCMinutes())}_${pad(d.getUTCSeconds())}`;
-    this.#sequence = (this.#sequence + 1) % 1_000_000;
-    const suffix = `${pad(this.#sequence, 6)}${pad(Math.floor(Math.random() * 1000), 3)}`;
-    return `..${stamp}.${suffix}`;
+    for (let attempt = 0; ; attempt++) {
+      const folder = `..${stamp}.${randomBytes(4).readUInt32BE()}`;
+      try {
+        await this.#fs.promises.mkdir(join(this.dir, folder));
+        return folder;
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'EEXIST' || attempt >= 100) throw error;
+      }
+    }
   }
 }
