@@ -32,7 +32,7 @@ const STALE_EVERY_MS = 6_500;
 const SA_DIR = 'var/run/secrets/kubernetes.io/serviceaccount';
 
 export async function cluster() {
-  heading('6. On a real cluster (kube-apiserver 1.20.2, the kubelet’s token manager and AtomicWriter)');
+  heading('8. On a real cluster (kube-apiserver 1.20.2, the kubelet’s token manager and AtomicWriter)');
   const state = await startCluster({ binDir: ensureBinaries(), log: detail });
   const { dir: root, cleanup } = await tempDir('cluster');
   const ca = await readFile(state.caFile, 'utf8');
