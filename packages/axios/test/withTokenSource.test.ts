@@ -114,7 +114,7 @@ describe.each([
       ]);
     });
 
-    it.runIf(adapter === 'http')('does not retry a one-shot stream body, but reloads the token for the next request', async () => {
+    it.runIf(adapter === 'http')('does not retry a one-shot stream body, but reloads the token for the next request (http adapter only: the fetch adapter takes no Node stream body)', async () => {
       const api = withTokenSource(create({ baseURL: server.url }), pod.source);
       const newer = (await pod.kubelet.rotate()).token;
       server.revoke(pod.source.current!.value);
