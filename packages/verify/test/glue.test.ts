@@ -196,8 +196,13 @@ describe('request glue, beyond one framework', () => {
       if ((await guard(request, response)) !== undefined) response.end('ok');
     });
     const url = await listen(server);
-    const answer = await send(url, { authorization: `Bearer ${'A'.repeat(TEN_MIB)}` });
-    expect(answer.status).toBe(431);
+    // Node answers 431 and closes; a client still writing the 10 MiB may see the reset first
+    // (Node 24 here). Either way no code of the service ran.
+    const outcome = await send(url, { authorization: `Bearer ${'A'.repeat(TEN_MIB)}` }).then(
+      (answer) => answer.status,
+      (error: unknown) => (error as { code?: string }).code,
+    );
+    expect([431, 'ECONNRESET', 'EPIPE']).toContain(outcome);
     expect(handled).toBe(0);
     await close(server);
     await verifier.close();
