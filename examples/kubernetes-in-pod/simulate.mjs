@@ -123,7 +123,10 @@ function keys() {
 function certificate(publicKey, subject, issuerAttributes, extensions, signingKey) {
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
-  cert.serialNumber = `0${randomBytes(15).toString('hex')}`;
+  // 16 bytes, the first 0x40-0x7f: positive and minimally encoded (OpenSSL 3 refuses a padded INTEGER).
+  const serial = randomBytes(16);
+  serial[0] = (serial[0] & 0x3f) | 0x40;
+  cert.serialNumber = serial.toString('hex');
   cert.validity.notBefore = new Date(Date.now() - 60_000);
   cert.validity.notAfter = new Date(Date.now() + 24 * 60 * 60 * 1000);
   cert.setSubject(subject);

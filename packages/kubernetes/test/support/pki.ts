@@ -37,8 +37,12 @@ function keyPair(): { publicKey: Forge.pki.rsa.PublicKey; privateKey: Forge.pki.
 }
 
 function serial(): string {
-  // Positive (leading 0 nibble) and unique.
-  return `0${randomBytes(15).toString('hex')}`;
+  // Positive, unique and minimally encoded: 16 bytes whose first is 0x40-0x7f. A serial
+  // written as "0" + 30 hex digits became 0x00 + 15 bytes, a padded DER INTEGER whenever the
+  // next byte was below 0x80, which OpenSSL 3 (Node 24) refuses: "asn1 … illegal padding".
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x3f) | 0x40;
+  return bytes.toString('hex');
 }
 
 function validity(cert: Forge.pki.Certificate): void {
