@@ -93,9 +93,14 @@ describe('the pod is deleted: its token is refused', () => {
     const bRequests = sent.slice(sentBefore).filter((request) => request.url.endsWith(missed.path));
     expect(bRequests.map((request) => request.tokenId)).toEqual([tokenId(firstOfB), tokenId(secondOfB)]);
 
-    // Later calls cost one request and one re-read each, and idle time costs nothing.
+    // Later calls cost one request and at most one re-read each (core joins repeated 401s for
+    // the same token within its 1 s cooldown on a watched file), and idle time costs nothing.
     for (const s of [stale, missed]) {
-      for (let i = 0; i < 3; i++) expect(await refusedCall(s)).toMatchObject({ requests: 1, reads: 1, audited: [401] });
+      for (let i = 0; i < 3; i++) {
+        const call = await refusedCall(s);
+        expect(call).toMatchObject({ requests: 1, audited: [401] });
+        expect(call.reads).toBeLessThanOrEqual(1);
+      }
       const [reads, requests] = [s.reads(), s.sent()];
       await sleep(2_000);
       expect([s.reads(), s.sent()], 'no reads or requests while idle').toEqual([reads, requests]);
