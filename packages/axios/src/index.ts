@@ -174,6 +174,8 @@ export function withTokenSource<I extends AxiosLike>(client: I, source: TokenSou
     const next = await tokenAfterUnauthorized(source, state.token, {
       replayable: retryUnauthorized && isReplayableBody(config.data),
       signal: abortSignal(config.signal),
+      adapter: 'axios',
+      retryUnauthorized,
     });
     if (next === undefined) return undefined;
     // The mark lives only while the retry is in flight: a config reused later starts afresh.

@@ -1,4 +1,5 @@
 import { isTokenSourceError } from './errors.js';
+import { channels } from './diagnostics.js';
 import { isAnchored } from './internal/anchoredPattern.js';
 import type { TokenSource } from './tokenSource.js';
 
@@ -180,6 +181,17 @@ export interface TokenAfterUnauthorizedOptions {
   replayable: boolean;
   /** The request's signal, passed on to `source.getToken()` when a retry is possible. */
   signal?: AbortSignal | undefined;
+  /**
+   * The adapter's name (`axios`, `grpc`…): with it, the 401 and what came of it are
+   * published on the `podtoken:request:unauthorized` diagnostics channel.
+   */
+  adapter?: string;
+  /**
+   * The adapter's `retryUnauthorized` option, only to say why there was no retry in that
+   * event (`retry-disabled` rather than `not-replayable`). Pass `replayable` as
+   * `retryUnauthorized && isReplayableBody(body)`, as before.
+   */
+  retryUnauthorized?: boolean;
 }
 
 /**
@@ -209,13 +221,29 @@ export interface TokenAfterUnauthorizedOptions {
  * ```
  */
 export async function tokenAfterUnauthorized(source: TokenSource, sentToken: string, options: TokenAfterUnauthorizedOptions): Promise<string | undefined> {
-  if (options.replayable) return tokenForRetry(source, sentToken, options.signal);
-  try {
-    await source.invalidate?.(sentToken);
-  } catch (error) {
-    if (!isTokenSourceError(error)) throw error;
+  let next: string | undefined;
+  if (options.replayable) {
+    next = await tokenForRetry(source, sentToken, options.signal);
+  } else {
+    try {
+      await source.invalidate?.(sentToken);
+    } catch (error) {
+      if (!isTokenSourceError(error)) throw error;
+    }
   }
-  return undefined;
+  if (options.adapter !== undefined && channels.requestUnauthorized.hasSubscribers) {
+    const reason = next !== undefined ? 'retried' : options.replayable ? 'token-unchanged' : options.retryUnauthorized === false ? 'retry-disabled' : 'not-replayable';
+    const name = source.name;
+    const path = (source as { path?: unknown }).path;
+    channels.requestUnauthorized.publish({
+      adapter: options.adapter,
+      ...(typeof name === 'string' ? { source: { name, path: typeof path === 'string' ? path : name } } : {}),
+      retried: next !== undefined,
+      reason,
+      at: new Date(),
+    });
+  }
+  return next;
 }
 
 /**

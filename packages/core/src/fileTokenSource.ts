@@ -1,10 +1,11 @@
 import { resolve } from 'node:path';
+import { channels, tokenFacts, type ReadTrigger, type SourceRef } from './diagnostics.js';
 import { printable, TokenSourceError } from './errors.js';
 import type { TokenFileSystem } from './fileSystem.js';
 import { watchFolder, type FolderSubscription } from './internal/folderWatch.js';
 import { acquireTokenFile, asTokenError, type ContentRead, type SharedTokenFile } from './internal/sharedTokenFile.js';
 import { signatureCutShort, validateRefreshRatio, type Token } from './token.js';
-import type { GetTokenOptions, TokenSource } from './tokenSource.js';
+import type { GetTokenOptions, TokenSource, TokenSourceState, TokenSourceStatus } from './tokenSource.js';
 
 // node:fs without its ES module facade, whose creation reads every export, fs.promises
 // included (loading fs/promises' modules: milliseconds of start-up for every process).
@@ -20,6 +21,12 @@ export interface FileTokenSourceOptions {
    * @default DEFAULT_TOKEN_PATH
    */
   path?: string;
+  /**
+   * A name for this source in events, metrics and readiness reports (`vault`,
+   * `partner-api`). It is shown, so keep it free of secrets.
+   * @default the path
+   */
+  name?: string;
   /** The token's `aud` must hold one of these; otherwise `TOKEN_AUDIENCE_MISMATCH`. Default: any. */
   audience?: string | string[];
   /**
@@ -62,7 +69,7 @@ export interface FileTokenSourceOptions {
 }
 
 /** What started a read: backoff grows only with reads its own timer made. */
-type Trigger = 'start' | 'event' | 'poll' | 'invalidate' | 'refresh' | 'retry';
+type Trigger = ReadTrigger;
 
 type RefreshListener = (token: Token, previous: Token | undefined) => void;
 type ErrorListener = (error: TokenSourceError) => void;
@@ -91,6 +98,8 @@ const MAX_TIMER = 2 ** 31 - 1;
 const INVALIDATE_COOLDOWN_MS = SECOND;
 /** A poll is a safety net: a read of the file (by any source on it) this recent will do. */
 const POLL_FRESH_MS = SECOND;
+/** How long after `refreshAt` a token still held counts as `ok` (capped at half the time left to `exp`). */
+const OVERDUE_GRACE_MS = 2 * 60 * SECOND;
 
 const noop = () => {};
 
@@ -115,7 +124,10 @@ const noop = () => {};
 export class FileTokenSource implements TokenSource, AsyncDisposable {
   /** The token file, as given (resolved against the working directory for node:fs). */
   readonly path: string;
+  /** The `name` option, or the path: how events, metrics and readiness reports name this source. */
+  readonly name: string;
 
+  readonly #ref: SourceRef;
   readonly #file: SharedTokenFile;
   readonly #releaseFile: () => void;
   readonly #audience: readonly string[] | undefined;
@@ -134,6 +146,10 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
   #expiresAtMs = Infinity;
   #expiryTimer: ReturnType<typeof setTimeout> | undefined;
   #lastError: TokenSourceError | undefined;
+  #lastErrorAt = 0;
+  #failedReads = 0;
+  // The token an expiry event was published for: once per token.
+  #expiredReported: Token | undefined;
   // Before the first token: the file's problem when waiting cannot fix it (wrong audience…).
   #startError: TokenSourceError | undefined;
   #readyTimedOut = false;
@@ -175,6 +191,11 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     }
 
     this.path = customFs === undefined ? resolve(path) : path;
+    if (options.name !== undefined && (typeof options.name !== 'string' || options.name === '')) {
+      throw new TypeError('FileTokenSource: name must be a non-empty string');
+    }
+    this.name = options.name ?? this.path;
+    this.#ref = Object.freeze({ name: this.name, path: this.path });
     this.#audience = audience;
     this.#refreshRatio = refreshRatio;
     const { file, release } = acquireTokenFile(customFs, this.path, maxTokenBytes);
@@ -201,6 +222,47 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
   /** The token in memory now, decoded; undefined before the first load. */
   get current(): Token | undefined {
     return this.#token;
+  }
+
+  /**
+   * How the source is doing now, for probes, dashboards and logs: its state (see
+   * {@link TokenSourceState}), whether it serves a token, the token's remaining lifetime
+   * and age, when it looks for the next one, and the last failure while reads fail. Never
+   * the token. Cheap: reads the clock and a few fields.
+   *
+   * @example
+   * ```ts
+   * const { state, expiresIn, lastError } = source.status();
+   * if (state !== 'ok') log.warn({ state, expiresIn, lastError }, 'token source unhealthy');
+   * ```
+   */
+  status(): TokenSourceStatus {
+    const now = Date.now();
+    const token = this.#token;
+    let state: TokenSourceState;
+    let serving = false;
+    if (this.#closed) {
+      state = 'closed';
+    } else if (token === undefined) {
+      state = this.#startError !== undefined || this.#readyTimedOut ? 'failing' : 'loading';
+    } else if (now >= this.#expiresAtMs) {
+      state = 'expired';
+    } else {
+      serving = true;
+      const refreshAt = token.refreshAt?.getTime();
+      if (this.#lastError !== undefined) state = 'failing';
+      else if (refreshAt !== undefined && now > refreshAt + Math.min(OVERDUE_GRACE_MS, (this.#expiresAtMs - refreshAt) / 2)) state = 'refresh-overdue';
+      else state = 'ok';
+    }
+    const status: { -readonly [K in keyof TokenSourceStatus]: TokenSourceStatus[K] } = { name: this.name, state, serving };
+    if (token?.expiresAt !== undefined) {
+      status.expiresIn = this.#expiresAtMs - now;
+      status.expiresAt = token.expiresAt;
+    }
+    if (token?.issuedAt !== undefined) status.age = now - token.issuedAt.getTime();
+    if (token?.refreshAt !== undefined) status.refreshAt = token.refreshAt;
+    if (this.#lastError !== undefined) status.lastError = { code: this.#lastError.code, at: new Date(this.#lastErrorAt) };
+    return status;
   }
 
   /**
@@ -264,13 +326,18 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     const before = this.#token;
     // Only while the folder is watched: then a write during the cooldown is reported by an
     // event and read at once. Without a watch, a 401 is the only news of a rotation.
-    if (before?.value === rejected && this.#watch?.live === true && this.#file.unchangedSince(rejected, INVALIDATE_COOLDOWN_MS)) return;
+    if (before?.value === rejected && this.#watch?.live === true && this.#file.unchangedSince(rejected, INVALIDATE_COOLDOWN_MS)) {
+      this.#publishInvalidated('cooldown', true);
+      return;
+    }
     const invalidation: Invalidation = {
       rejected,
       promise: this.#reload('invalidate').then(() => {
         if (this.#invalidation === invalidation) this.#invalidation = undefined;
         // The re-read found no other token: the server refuses the one the file holds.
+        const unchanged = this.#token?.value === rejected;
         if (before?.value === rejected && this.#token === before) this.#file.noteUnchanged(rejected);
+        this.#publishInvalidated(unchanged ? 'unchanged' : 'replaced', before?.value === rejected);
       }),
     };
     this.#invalidation = invalidation;
@@ -319,7 +386,7 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
 
   /** Redacted: a source printed in a log shows its path and state, never the token. */
   toJSON(): Record<string, unknown> {
-    return { path: this.path, closed: this.#closed, current: this.#token };
+    return { name: this.name, path: this.path, closed: this.#closed, current: this.#token };
   }
 
   [Symbol.for('nodejs.util.inspect.custom')](): string {
@@ -355,31 +422,46 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
   }
 
   async #readOnce(trigger: Trigger, stamp: number, pollOnly: boolean): Promise<void> {
+    // Timed only while someone listens: nothing is paid otherwise.
+    const startedAt = channels.readFinished.hasSubscribers ? performance.now() : 0;
     const read = await this.#file.read(stamp, pollOnly ? POLL_FRESH_MS : undefined);
     if (this.#closed) return;
     let outcome: 'changed' | 'same' | 'failed';
+    let error: TokenSourceError | undefined;
     if (read.ok) {
       try {
-        outcome = this.#accept(read);
-      } catch (error) {
+        outcome = this.#accept(read, trigger);
+      } catch (thrown) {
         outcome = 'failed';
-        this.#fail(asTokenError(error, this.path));
+        error = asTokenError(thrown, this.path);
       }
     } else {
       outcome = 'failed';
-      this.#fail(read.error);
+      error = read.error;
     }
+    if (error !== undefined) this.#fail(error, trigger);
     if (this.#closed) return;
+    if (channels.readFinished.hasSubscribers) {
+      channels.readFinished.publish({
+        source: this.#ref,
+        trigger,
+        outcome,
+        ...(error === undefined ? {} : { code: error.code }),
+        duration: startedAt === 0 ? 0 : performance.now() - startedAt,
+        at: new Date(),
+      });
+    }
     this.#checkExpiry();
     if (outcome !== 'failed') {
       this.#failures = 0;
+      this.#failedReads = 0;
       this.#lastError = undefined;
     }
     this.#watch?.rearm(outcome !== 'failed');
     this.#schedule(outcome, trigger);
   }
 
-  #accept(read: ContentRead): 'changed' | 'same' {
+  #accept(read: ContentRead, trigger: Trigger): 'changed' | 'same' {
     const previous = this.#token;
     if (previous !== undefined && read.value === previous.value) return 'same';
     const token = read.decode(this.#refreshRatio);
@@ -431,11 +513,37 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
       for (const waiter of waiters) waiter.resolve(token);
     }
     for (const listener of this.#refreshListeners) safely(listener, token, previous);
+    const channel = previous === undefined ? channels.tokenLoaded : channels.tokenRefreshed;
+    if (channel.hasSubscribers) {
+      const now = Date.now();
+      channel.publish({
+        source: this.#ref,
+        token: tokenFacts(token),
+        ...(previous === undefined ? {} : { previous: tokenFacts(previous) }),
+        trigger,
+        at: new Date(now),
+        ...(token.issuedAt === undefined ? {} : { age: now - token.issuedAt.getTime() }),
+        ...(token.expiresAt === undefined ? {} : { expiresIn: token.expiresAt.getTime() - now }),
+      });
+    }
     return 'changed';
   }
 
-  #fail(error: TokenSourceError): void {
+  #fail(error: TokenSourceError, trigger: Trigger): void {
     this.#lastError = error;
+    this.#lastErrorAt = Date.now();
+    this.#failedReads += 1;
+    if (channels.readFailed.hasSubscribers) {
+      channels.readFailed.publish({
+        source: this.#ref,
+        trigger,
+        code: error.code,
+        message: error.message,
+        failures: this.#failedReads,
+        serving: this.#token !== undefined && Date.now() < this.#expiresAtMs,
+        at: new Date(this.#lastErrorAt),
+      });
+    }
     if (this.#token === undefined) {
       // Before the first token: a file that waiting cannot fix answers the waiters now.
       this.#startError = waitingCannotFix(error) ? error : undefined;
@@ -484,6 +592,7 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     const delay = this.#expiresAtMs - Date.now();
     if (delay <= 0) {
       this.#tokenPromise = undefined;
+      this.#reportExpired();
       return;
     }
     this.#expiryTimer = setTimeout(() => this.#armExpiry(), Math.min(delay, MAX_TIMER));
@@ -494,7 +603,22 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
   #checkExpiry(): boolean {
     if (this.#token === undefined || Date.now() < this.#expiresAtMs) return false;
     this.#tokenPromise = undefined;
+    this.#reportExpired();
     return true;
+  }
+
+  #reportExpired(): void {
+    const token = this.#token;
+    if (token === undefined || this.#expiredReported === token) return;
+    this.#expiredReported = token;
+    if (channels.tokenExpired.hasSubscribers) {
+      channels.tokenExpired.publish({ source: this.#ref, token: tokenFacts(token), at: new Date() });
+    }
+  }
+
+  #publishInvalidated(outcome: 'replaced' | 'unchanged' | 'cooldown', current: boolean): void {
+    if (this.#closed || !channels.tokenInvalidated.hasSubscribers) return;
+    channels.tokenInvalidated.publish({ source: this.#ref, outcome, current, at: new Date() });
   }
 
   /** Why a caller cannot wait for the first token now, if it cannot. */

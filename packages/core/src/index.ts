@@ -15,3 +15,22 @@ export { createOriginFilter, createRedirectGuard, isReplayableBody, bearer, toke
 export type { AdapterOptions, RedirectGuard, TokenAfterUnauthorizedOptions } from './adapterSupport.js';
 export { redactSecrets, REDACTED } from './redactSecrets.js';
 export type { RedactSecretsOptions, RedactSecretsResult } from './redactSecrets.js';
+export type { TokenSourceState, TokenSourceStatus } from './tokenSource.js';
+export { readiness } from './readiness.js';
+export type { ReadinessHandler, ReadinessReport, ReadinessEntry, ReadinessRequest, ReadinessResponse, StatusSource } from './readiness.js';
+export { DIAGNOSTICS_CHANNELS } from './diagnostics.js';
+export type {
+  DiagnosticsChannelName,
+  SourceRef,
+  ReadTrigger,
+  TokenFacts,
+  TokenLoadedMessage,
+  TokenRefreshedMessage,
+  TokenExpiredMessage,
+  TokenInvalidatedMessage,
+  ReadFinishedMessage,
+  ReadFailedMessage,
+  WatchFailedMessage,
+  WatchRearmedMessage,
+  UnauthorizedMessage,
+} from './diagnostics.js';

@@ -165,7 +165,12 @@ export function withTokenSource<F extends FetchLike>(fetch: F, source: TokenSour
         retried = true;
         // Every 401 for our token makes the source re-read; only the second attempt depends
         // on retryUnauthorized and on whether the body can be sent again.
-        const next = await tokenAfterUnauthorized(source, token, { replayable: retryUnauthorized && replayable, signal });
+        const next = await tokenAfterUnauthorized(source, token, {
+          replayable: retryUnauthorized && replayable,
+          signal,
+          adapter: 'fetch',
+          retryUnauthorized,
+        });
         if (next !== undefined) {
           await discard(response);
           token = next;

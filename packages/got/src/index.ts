@@ -265,6 +265,8 @@ function createHooks(source: TokenSource, options: AdapterOptions, where: string
     const next = await tokenAfterUnauthorized(source, sent, {
       replayable: retryUnauthorized && isReplayableBody(requestOptions.body),
       signal: requestOptions.signal,
+      adapter: 'got',
+      retryUnauthorized,
     });
     if (next === undefined) return response;
     const retry = { headers: { authorization: bearer(next) }, context: { [retried]: response.retryCount + 1 } };

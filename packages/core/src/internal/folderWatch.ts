@@ -1,4 +1,5 @@
 import { basename, dirname, resolve } from 'node:path';
+import { channels } from '../diagnostics.js';
 import type { TokenFileSystem } from '../fileSystem.js';
 
 const nodeFs = process.getBuiltinModule('node:fs');
@@ -81,18 +82,28 @@ class FolderWatch {
     };
   }
 
-  #start(): void {
+  #start(rearming = false): void {
     this.#broken = false;
     try {
       this.#handle = this.#startFsWatch(this.fs ?? (nodeFs as unknown as TokenFileSystem));
-    } catch {
+      if (rearming && channels.watchRearmed.hasSubscribers) channels.watchRearmed.publish({ folder: this.dir, at: new Date() });
+    } catch (error) {
       // No folder yet, no `watch` in a custom fs, or a watch limit: the poll and the
       // backoff re-reads carry on, and `rearm()` tries again after the next read.
       this.#handle = undefined;
       this.#broken = true;
       this.#failedStartAt = Date.now();
+      // Reported once per failure, not for each retry that finds the same (a missing folder
+      // is retried after every read).
+      if (!rearming) this.#publishFailed('start', error);
     }
     this.#holdLoop();
+  }
+
+  #publishFailed(reason: 'start' | 'error' | 'removed', error?: unknown): void {
+    if (!channels.watchFailed.hasSubscribers) return;
+    const code = (error as { code?: unknown } | undefined)?.code;
+    channels.watchFailed.publish({ folder: this.dir, reason, ...(typeof code === 'string' ? { code } : {}), at: new Date() });
   }
 
   #holdLoop(): void {
@@ -109,7 +120,7 @@ class FolderWatch {
     const old = this.#handle;
     this.#handle = undefined;
     void Promise.resolve(old?.close()).catch(() => {});
-    this.#start();
+    this.#start(true);
   }
 
   async #stop(): Promise<void> {
@@ -129,14 +140,15 @@ class FolderWatch {
       }
       const name = String(filename);
       // fs.watch names the folder itself when it is removed.
-      if (name === basename(this.dir)) this.#died();
+      if (name === basename(this.dir)) this.#died('removed');
       this.#dispatch(name);
     });
-    watcher.on('error', () => this.#died());
+    watcher.on('error', (error: unknown) => this.#died('error', error));
     return watcher;
   }
 
-  #died(): void {
+  #died(reason: 'error' | 'removed', error?: unknown): void {
+    if (!this.#broken) this.#publishFailed(reason, error);
     this.#broken = true;
     this.#holdLoop();
     this.#notifyAll();

@@ -55,7 +55,12 @@ async function afterResponse(
   const replayable = binding.retryUnauthorized && isReplayableBody(request.getBody());
   let next: string | undefined;
   try {
-    next = await tokenAfterUnauthorized(binding.source, token, { replayable, signal: request.getSignal?.() });
+    next = await tokenAfterUnauthorized(binding.source, token, {
+      replayable,
+      signal: request.getSignal?.(),
+      adapter: 'kubernetes',
+      retryUnauthorized: binding.retryUnauthorized,
+    });
   } catch {
     // Anything else the source or the signal throws (a TokenSourceError is already swallowed
     // by core): the server's 401 tells the caller more than an error from the 401 handling.

@@ -1,0 +1,106 @@
+import type { TokenSource, TokenSourceState, TokenSourceStatus } from './tokenSource.js';
+
+/** A source {@link readiness} can report on: anything with `status()`, such as a {@link FileTokenSource}. */
+export type StatusSource = Pick<Required<TokenSource>, 'status'>;
+
+/** One source's line in a {@link ReadinessReport}: its status, with dates as ISO strings. */
+export interface ReadinessEntry {
+  readonly name: string;
+  readonly state: TokenSourceState;
+  readonly serving: boolean;
+  readonly expiresIn?: number;
+  readonly age?: number;
+  readonly refreshAt?: string;
+  readonly expiresAt?: string;
+  readonly lastError?: { readonly code: string; readonly at: string };
+}
+
+/** The body of a readiness answer: never a token. */
+export interface ReadinessReport {
+  /** True when every source serves a token. */
+  readonly ready: boolean;
+  /** The names of the sources that do not. */
+  readonly failing: readonly string[];
+  readonly sources: readonly ReadinessEntry[];
+}
+
+/** The request and response {@link ReadinessHandler} uses: `node:http`'s, Express's, or anything shaped like them. */
+export interface ReadinessRequest {
+  readonly method?: string | undefined;
+}
+/** See {@link ReadinessRequest}. */
+export interface ReadinessResponse {
+  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  end(body?: string): unknown;
+}
+
+/** A `node:http` request handler for a readiness probe, with {@link ReadinessHandler.check} for other frameworks. */
+export interface ReadinessHandler {
+  (request: ReadinessRequest, response: ReadinessResponse): void;
+  /** The report the handler would answer with now. */
+  check(): ReadinessReport;
+}
+
+/**
+ * A handler for a pod's `readinessProbe`: answers `200` when every source serves a token
+ * and `503` when one does not (still loading, expired, failing with no token, closed),
+ * with a JSON {@link ReadinessReport} naming the failing sources. The body holds each
+ * source's state, remaining lifetime, age and last error code: never a token.
+ *
+ * A source that fails to read its file while it still holds a good token stays ready (its
+ * state says `failing`): taking every pod out of service because the kubelet is late would
+ * turn a warning into an outage. Watch `state` in metrics for that (`@podtoken/otel`).
+ *
+ * `GET` and `HEAD` are answered; other methods get `405`. Answers are never cached.
+ *
+ * @example
+ * ```ts
+ * import { createServer } from 'node:http';
+ * import { createTokenSources, readiness } from '@podtoken/core';
+ *
+ * const tokens = createTokenSources({ kubernetes: {}, vault: { path: '/var/run/secrets/tokens/vault', audience: 'vault' } });
+ * createServer(readiness(tokens.get('kubernetes'), tokens.get('vault'))).listen(8081);
+ * // readinessProbe: { httpGet: { path: /ready, port: 8081 } }
+ * ```
+ */
+export function readiness(...sources: StatusSource[]): ReadinessHandler {
+  if (sources.length === 0) throw new TypeError('readiness: give at least one source');
+  for (const [index, source] of sources.entries()) {
+    if (typeof source !== 'object' || source === null || typeof source.status !== 'function') {
+      throw new TypeError(`readiness: source ${index} has no status() method (a FileTokenSource has one)`);
+    }
+  }
+  const check = (): ReadinessReport => {
+    const entries = sources.map((source) => entry(source.status()));
+    const failing = entries.filter((e) => !e.serving).map((e) => e.name);
+    return { ready: failing.length === 0, failing, sources: entries };
+  };
+  const handler = ((request: ReadinessRequest, response: ReadinessResponse) => {
+    const method = request.method ?? 'GET';
+    if (method !== 'GET' && method !== 'HEAD') {
+      response.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 });
+      response.end();
+      return;
+    }
+    const report = check();
+    const body = JSON.stringify(report);
+    response.writeHead(report.ready ? 200 : 503, {
+      'content-type': 'application/json; charset=utf-8',
+      'cache-control': 'no-store',
+      'content-length': Buffer.byteLength(body),
+    });
+    response.end(method === 'HEAD' ? undefined : body);
+  }) as ReadinessHandler;
+  handler.check = check;
+  return handler;
+}
+
+function entry(status: TokenSourceStatus): ReadinessEntry {
+  const out: { -readonly [K in keyof ReadinessEntry]: ReadinessEntry[K] } = { name: String(status.name), state: status.state, serving: status.serving === true };
+  if (status.expiresIn !== undefined) out.expiresIn = status.expiresIn;
+  if (status.age !== undefined) out.age = status.age;
+  if (status.refreshAt !== undefined) out.refreshAt = status.refreshAt.toISOString();
+  if (status.expiresAt !== undefined) out.expiresAt = status.expiresAt.toISOString();
+  if (status.lastError !== undefined) out.lastError = { code: status.lastError.code, at: status.lastError.at.toISOString() };
+  return out;
+}
