@@ -2,7 +2,11 @@
 // sees them: subscribed by name, from a FileTokenSource over real files in the kubelet's
 // layout, and from a real adapter against a real server that answers 401.
 import { DIAGNOSTICS_CHANNELS, FileTokenSource, type DiagnosticsChannelName } from '@podtoken/core';
+import { withTokenSource as withAxios } from '@podtoken/axios';
 import { withTokenSource } from '@podtoken/fetch';
+import { withTokenSource as withGot } from '@podtoken/got';
+import axios from 'axios';
+import got from 'got';
 import { createIssuer, FakeKubelet, ProjectedVolume, type Issuer } from '@podtoken/testing';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
@@ -232,6 +236,14 @@ describe('podtoken:request:unauthorized from a real adapter', () => {
       { adapter: 'fetch', retried: false, reason: 'token-unchanged', source: { name: 'partner', path: volume.path('token') } },
       { adapter: 'fetch', retried: false, reason: 'not-replayable' },
       { adapter: 'fetch', retried: false, reason: 'retry-disabled' },
+    ]);
+
+    // axios and got name themselves too.
+    expect((await withAxios(axios.create({ validateStatus: () => true }), source).get(url)).status).toBe(401);
+    expect((await withGot(got.extend({ throwHttpErrors: false, retry: { limit: 0 } }), source)(url)).statusCode).toBe(401);
+    expect(of(seen, DIAGNOSTICS_CHANNELS.requestUnauthorized, 'partner').slice(3)).toMatchObject([
+      { adapter: 'axios', retried: false, reason: 'token-unchanged' },
+      { adapter: 'got', retried: false, reason: 'token-unchanged' },
     ]);
 
     // A rotation between the request and the 401: the retry goes out with the new token.

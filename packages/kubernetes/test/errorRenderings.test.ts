@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { PassThrough } from 'node:stream';
-import { staticTokenSource } from '@podtoken/core';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { DIAGNOSTICS_CHANNELS, staticTokenSource } from '@podtoken/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTokenSource } from '../src/index.js';
 import { createCa, issueServerCert } from './support/pki.js';
@@ -85,6 +86,20 @@ for (const flavor of FLAVORS) {
       const error = await make(config());
       expect(lab.hops('unauthorized').some((hop) => hop.authorization === 'token')).toBe(true); // it was sent
       expect(renderingsHolding(error, TOKEN)).toEqual([]);
+    });
+
+    it('publishes the 401 on podtoken:request:unauthorized as the kubernetes adapter, without the token', async () => {
+      const seen: unknown[] = [];
+      const listener = (message: unknown) => seen.push(message);
+      subscribe(DIAGNOSTICS_CHANNELS.requestUnauthorized, listener);
+      try {
+        await failure(config().makeApiClient(k8s.CoreV1Api).listNamespacedPod({ namespace: 'unauthorized' }));
+      } finally {
+        unsubscribe(DIAGNOSTICS_CHANNELS.requestUnauthorized, listener);
+      }
+      // A static source holds nothing newer: the 401 stands.
+      expect(seen).toMatchObject([{ adapter: 'kubernetes', retried: false, reason: 'token-unchanged', source: { name: 'static' } }]);
+      expect(JSON.stringify(seen).includes(TOKEN)).toBe(false);
     });
 
     it('a refused TLS handshake (the server’s certificate is not from the CA) holds no token', async () => {
