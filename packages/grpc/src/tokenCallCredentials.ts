@@ -37,12 +37,19 @@ import { noTokenError } from './internal/noToken.js';
  */
 export function tokenCallCredentials(source: TokenSource): CallCredentials {
   if (typeof source?.getToken !== 'function') throw new TypeError('tokenCallCredentials: source must be a TokenSource (with getToken())');
+  // The metadata for the last token, reused while the token stays the same: grpc-js merges it
+  // into each call's own metadata without changing it, and Metadata.set() validates the value
+  // character by character, a cost worth paying once per token rather than once per call.
+  let last: { token: string; metadata: Metadata } | undefined;
   return credentials.createFromMetadataGenerator((_options, callback) => {
     source.getToken().then(
       (token) => {
-        const metadata = new Metadata();
-        metadata.set('authorization', bearer(token));
-        callback(null, metadata);
+        if (last?.token !== token) {
+          const metadata = new Metadata();
+          metadata.set('authorization', bearer(token));
+          last = { token, metadata };
+        }
+        callback(null, last.metadata);
       },
       (error: unknown) => callback(noTokenError(error)),
     );

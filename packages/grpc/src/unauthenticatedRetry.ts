@@ -67,6 +67,7 @@ export function unauthenticatedRetry(source: TokenSource, options: Unauthenticat
   return createTokenInterceptor(source, { attach: 'credentials', retryUnauthorized });
 }
 
+const NO_TOKEN: Promise<string | undefined> = Promise.resolve(undefined);
 const CANCELLED: Omit<StatusObject, 'metadata'> = { code: status.CANCELLED, details: 'Cancelled on client' };
 
 /** The interceptor behind {@link unauthenticatedRetry} and `withTokenSource`'s opt-in for channels without TLS. */
@@ -78,7 +79,8 @@ export function createTokenInterceptor(source: TokenSource, mode: TokenIntercept
     const first = nextCall(options);
     /** Every token this call carried: what the status it ends with is cleaned of. */
     const sent: string[] = [];
-    let token: string | undefined;
+    /** The token the current attempt carries (or, with call credentials, the one the source held as it started). */
+    let token: Promise<string | undefined> = NO_TOKEN;
     let caller: InterceptingListener;
     let original: Metadata;
     let message: unknown;
@@ -95,7 +97,7 @@ export function createTokenInterceptor(source: TokenSource, mode: TokenIntercept
 
     const retry = (next: string): void => {
       state = 'retry';
-      token = next;
+      token = Promise.resolve(next);
       sent.push(next);
       const metadata = original.clone();
       if (attach) metadata.set('authorization', bearer(next));
@@ -118,7 +120,8 @@ export function createTokenInterceptor(source: TokenSource, mode: TokenIntercept
     return new InterceptingCall(first, {
       start(metadata, listener, next) {
         caller = listener;
-        if (unary) original = metadata.clone();
+        // Cloned only for a retry: no layer below changes the metadata a call starts with.
+        if (unary) original = metadata;
         // A unary call's first answer is held back until its status says whether it is the
         // answer (anything but UNAUTHENTICATED, or no retry) or a refusal that a retry replaces.
         let heldMetadata: { value: Metadata; next: (value: Metadata) => void } | undefined;
@@ -139,8 +142,7 @@ export function createTokenInterceptor(source: TokenSource, mode: TokenIntercept
           },
           onReceiveStatus(received: StatusObject, forward: (value: StatusObject) => void) {
             if (state !== 'first') return; // cancelled while the token was read: answered already
-            const rejected = token;
-            if (received.code !== status.UNAUTHENTICATED || rejected === undefined) {
+            if (received.code !== status.UNAUTHENTICATED) {
               release();
               forward(finish(received));
               return;
@@ -148,7 +150,13 @@ export function createTokenInterceptor(source: TokenSource, mode: TokenIntercept
             const replayable = mode.retryUnauthorized && unary;
             state = 'deciding';
             deciding = new AbortController();
-            tokenAfterUnauthorized(source, rejected, { replayable, signal: deciding.signal, adapter: 'grpc', retryUnauthorized: mode.retryUnauthorized })
+            const { signal } = deciding;
+            token
+              .then((rejected) =>
+                rejected === undefined
+                  ? undefined // no token was sent: nothing to invalidate, nothing to retry with
+                  : tokenAfterUnauthorized(source, rejected, { replayable, signal, adapter: 'grpc', retryUnauthorized: mode.retryUnauthorized }),
+              )
               .catch(() => undefined) // an abort (the caller cancelled) or a broken source: the refusal stands
               .then((fresh) => {
                 if (state !== 'deciding') return;
@@ -162,18 +170,40 @@ export function createTokenInterceptor(source: TokenSource, mode: TokenIntercept
           },
         };
 
-        const go = (value: string | undefined, error?: unknown) => {
-          if (value !== undefined) {
-            token = value;
-            sent.push(value);
-            if (attach) metadata.set('authorization', bearer(value));
+        if (!attach) {
+          // A FileTokenSource says which token it holds without a promise: the cheap path.
+          const held = (source as { current?: { value?: unknown } }).current?.value;
+          if (typeof held === 'string') {
+            sent.push(held);
+            token = Promise.resolve(held);
+          } else {
+            token = source.getToken().then(
+              (value) => (sent.push(value), value),
+              () => undefined,
+            );
           }
+          // The call credentials put the token on the call (and report a source's failure);
+          // the read above only says which token a refusal is for. The call need not wait for it:
+          // it resolves long before any answer can arrive.
           next(metadata, ours);
-          // No token for a call that carries its own: it ends here, before anything is sent.
-          if (attach && value === undefined) first.cancelWithStatus(NO_TOKEN_STATUS, noTokenDetails(error));
-        };
-        // With call credentials, a failure here is theirs to report (they read the source again).
-        source.getToken().then(go, (error: unknown) => go(undefined, error));
+          return;
+        }
+        const read = source.getToken();
+        token = read.then(
+          (value) => (sent.push(value), value),
+          () => undefined,
+        );
+        read.then(
+          (value) => {
+            metadata.set('authorization', bearer(value));
+            next(metadata, ours);
+          },
+          (error: unknown) => {
+            next(metadata, ours);
+            // No token for the call: it ends here, before anything is sent.
+            first.cancelWithStatus(NO_TOKEN_STATUS, noTokenDetails(error));
+          },
+        );
       },
       sendMessage(value, next) {
         if (unary) {
