@@ -5,7 +5,7 @@
 // interleaved. Figures a reader looks for are on lines of their own, starting with "=>".
 //
 //   node bench/run.mjs                 # all of them
-//   node bench/run.mjs hot staleness   # a subset (hot, adapters, staleness, fanout, scale, verify, coldstart, diagnostics)
+//   node bench/run.mjs hot staleness   # a subset (hot, adapters, grpc, staleness, fanout, scale, verify, coldstart, diagnostics)
 //   node bench/run.mjs cluster         # on a real kube-apiserver (only when named)
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 const benches = {
   hot: () => import('./hotPath.mjs').then((m) => m.hotPath()),
   adapters: () => import('./adapters.mjs').then((m) => m.adapters()),
+  grpc: () => import('./grpc.mjs').then((m) => m.grpc()),
   staleness: () => import('./staleness.mjs').then((m) => m.staleness()),
   fanout: () => import('./fanOut.mjs').then((m) => m.fanOut()),
   scale: () => import('./scale.mjs').then((m) => m.scale()),
