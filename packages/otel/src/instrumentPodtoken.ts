@@ -55,6 +55,9 @@ export interface PodtokenInstrumentation extends Disposable {
 
 type Handler = (message: never) => void;
 
+// Meter providers with a live instrumentation: a second one would count every event twice.
+const instrumented = new WeakSet<MeterProvider>();
+
 /**
  * Reports podtoken's `node:diagnostics_channel` events as OpenTelemetry metrics: gauges
  * for each source's seconds to expiry, token age and state; counters for refreshes, read
@@ -64,8 +67,9 @@ type Handler = (message: never) => void;
  * names and the other bounded values the events carry.
  *
  * Nothing is subscribed before this is called, so podtoken pays nothing while it is unused
- * (core publishes only to channels with subscribers). Call it once per meter provider;
- * every `FileTokenSource` in the process (any copy of `@podtoken/core`) is reported.
+ * (core publishes only to channels with subscribers). Once per meter provider (a second
+ * call throws until the first is closed); every `FileTokenSource` in the process (any copy
+ * of `@podtoken/core`) is reported.
  *
  * @example
  * ```ts
@@ -86,8 +90,12 @@ export function instrumentPodtoken(options: InstrumentPodtokenOptions = {}): Pod
   if (typeof provider?.getMeter !== 'function') {
     throw new TypeError('instrumentPodtoken: meterProvider must be an OpenTelemetry MeterProvider (it has no getMeter())');
   }
+  if (instrumented.has(provider)) {
+    throw new Error('instrumentPodtoken: this meter provider is already instrumented (every counter would count twice); close() the first instrumentation first');
+  }
   const sources = listSources(options.sources);
   const meter = provider.getMeter('@podtoken/otel');
+  instrumented.add(provider);
 
   const int = { valueType: ValueType.INT };
   const refreshes = meter.createCounter(METRICS.refreshes, { ...int, unit: '{refresh}', description: 'Tokens replaced by a newer one, by source and by what started the read.' });
@@ -196,6 +204,7 @@ export function instrumentPodtoken(options: InstrumentPodtokenOptions = {}): Pod
     for (const [name, subscriber] of subscriptions) dc.unsubscribe(name, subscriber);
     meter.removeBatchObservableCallback(observe, observables);
     seen.clear();
+    instrumented.delete(provider);
   };
   return { close, [Symbol.dispose]: close };
 }

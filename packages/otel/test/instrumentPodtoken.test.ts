@@ -86,9 +86,12 @@ describe('instrumentPodtoken', () => {
     const meterProvider = new MeterProvider({ readers: [new CollectingReader()] });
     const instrumentation = instrumentPodtoken({ meterProvider });
     expect(channelNames.filter((name) => hasSubscribers(name))).toEqual(channelNames);
+    // A second instrumentation of the same provider would count every event twice.
+    expect(() => instrumentPodtoken({ meterProvider })).toThrow(/already instrumented/);
     instrumentation.close();
     instrumentation.close();
     expect(channelNames.filter((name) => hasSubscribers(name))).toEqual([]);
+    instrumentPodtoken({ meterProvider }).close(); // once closed, it can be instrumented again
     await meterProvider.shutdown();
   });
 
@@ -162,7 +165,7 @@ describe('instrumentPodtoken', () => {
     await back;
     now = await collect(t.reader);
     expect(now.value(M.state, { ...api, [A.state]: 'ok' })).toBe(1);
-    expect(now.value(M.refreshes, { ...api, [A.trigger]: 'event' })).toBeGreaterThanOrEqual(2);
+    expect(now.sum(M.refreshes, api)).toBe(2); // by event, or by the retry timer after the failure
 
     // The volume torn down: the folder watch fails (folder removed) and the file is missing.
     const missing = until(() => (source.status().lastError?.code === 'TOKEN_FILE_MISSING' ? true : undefined), 5_000, 'TOKEN_FILE_MISSING');
@@ -204,7 +207,7 @@ describe('instrumentPodtoken', () => {
     const now = await collect(t.reader);
     expect(now.value(M.unauthorized, { [A.adapter]: 'fetch', [A.source]: 'api', [A.unauthorizedReason]: 'token-unchanged' })).toBe(1);
     expect(now.value(M.invalidations, { [A.source]: 'api', [A.invalidationOutcome]: 'unchanged' })).toBe(1);
-    expect(now.histogram(M.readDuration, { [A.source]: 'api', [A.readOutcome]: 'same' })!.count).toBe(1);
+    expect(now.histogram(M.readDuration, { [A.source]: 'api', [A.readOutcome]: 'same' })!.count).toBeGreaterThanOrEqual(1);
 
     // Only token text ever minted could leak; none of it is in the collected metrics.
     const everything = JSON.stringify(now.metrics) + inspect(now.metrics, { depth: Infinity });

