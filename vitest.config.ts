@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 // Tests run against each package's src/ through the "@podtoken/source" export condition,
 // so no build is needed to test (the CommonJS require() test builds and checks dist/).
-const conditions = ['@podtoken/source', 'node', 'import', 'module', 'default'];
+const conditions = ['@podtoken/source', 'node', 'import', 'default'];
 
 export default defineConfig({
   resolve: { conditions },

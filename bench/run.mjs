@@ -5,7 +5,7 @@
 // interleaved. Figures a reader looks for are on lines of their own, starting with "=>".
 //
 //   node bench/run.mjs                 # all of them
-//   node bench/run.mjs hot staleness   # a subset (hot, adapters, grpc, staleness, fanout, scale, verify, coldstart, diagnostics)
+//   node bench/run.mjs hot staleness   # a subset (hot, adapters, grpc, staleness, fanout, scale, verify, coldstart, diagnostics, otel)
 //   node bench/run.mjs cluster         # on a real kube-apiserver (only when named)
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ const benches = {
   verify: () => import('./verify.mjs').then((m) => m.verify()),
   coldstart: () => import('./coldStart.mjs').then((m) => m.coldStart()),
   diagnostics: () => import('./diagnostics.mjs').then((m) => m.diagnostics()),
+  otel: () => import('./otel.mjs').then((m) => m.otel()),
   cluster: () => import('./cluster.mjs').then((m) => m.cluster()),
 };
 // Run only when named: it needs the real binaries (the first run on a machine builds them).

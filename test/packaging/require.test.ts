@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const packages = ['core', 'testing', 'axios', 'got', 'fetch', 'kubernetes', 'verify'] as const;
+const packages = ['core', 'testing', 'axios', 'got', 'fetch', 'kubernetes', 'verify', 'otel'] as const;
 
 describe('packaging', () => {
   beforeAll(() => {
@@ -40,6 +40,7 @@ describe('packaging', () => {
     expect(exports['@podtoken/verify']).toEqual(
       expect.arrayContaining(['createTokenVerifier', 'createRequestGuard', 'expressMiddleware', 'fastifyHook', 'createFetchGuard', 'TokenVerificationError']),
     );
+    expect(exports['@podtoken/otel']).toEqual(expect.arrayContaining(['instrumentPodtoken', 'PODTOKEN_METRICS']));
   });
 
   it.each(packages)('@podtoken/%s is ESM-only with types first in its exports', (name) => {

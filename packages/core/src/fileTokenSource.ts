@@ -24,7 +24,7 @@ export interface FileTokenSourceOptions {
   /**
    * A name for this source in events, metrics and readiness reports (`vault`,
    * `partner-api`). It is shown, so keep it free of secrets.
-   * @default the path
+   * @default the path (its key, for a source made by `createTokenSources()`)
    */
   name?: string;
   /** The token's `aud` must hold one of these; otherwise `TOKEN_AUDIENCE_MISMATCH`. Default: any. */
@@ -422,8 +422,9 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
   }
 
   async #readOnce(trigger: Trigger, stamp: number, pollOnly: boolean): Promise<void> {
-    // Timed only while someone listens: nothing is paid otherwise.
-    const startedAt = channels.readFinished.hasSubscribers ? performance.now() : 0;
+    // Always timed: a subscriber may arrive while the read runs (a read that started before
+    // would report 0), and a clock read costs nothing beside a file read. Never on getToken().
+    const startedAt = performance.now();
     const read = await this.#file.read(stamp, pollOnly ? POLL_FRESH_MS : undefined);
     if (this.#closed) return;
     let outcome: 'changed' | 'same' | 'failed';
@@ -447,7 +448,7 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
         trigger,
         outcome,
         ...(error === undefined ? {} : { code: error.code }),
-        duration: startedAt === 0 ? 0 : performance.now() - startedAt,
+        duration: performance.now() - startedAt,
         at: new Date(),
       });
     }

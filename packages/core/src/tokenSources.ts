@@ -14,7 +14,8 @@ export interface TokenSources<K extends string> extends AsyncDisposable {
 
 /**
  * Makes one {@link FileTokenSource} per audience-specific token a pod holds. Sources over
- * files in the same folder share one folder watcher.
+ * files in the same folder share one folder watcher. Each source's `name` (in events,
+ * metrics and readiness reports) is its key, unless its spec gives one.
  *
  * @example
  * ```ts
@@ -30,7 +31,11 @@ export function createTokenSources<K extends string>(specs: Record<K, FileTokenS
   const names = Object.keys(specs) as K[];
   const sources = new Map<K, FileTokenSource>();
   try {
-    for (const name of names) sources.set(name, new FileTokenSource(specs[name]));
+    for (const name of names) {
+      const spec = specs[name];
+      // The key names the source in events, metrics and readiness reports, unless the spec names it.
+      sources.set(name, new FileTokenSource(spec?.name === undefined && name !== '' ? { ...spec, name } : spec));
+    }
   } catch (error) {
     for (const source of sources.values()) void source.close();
     throw error;

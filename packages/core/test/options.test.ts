@@ -33,6 +33,18 @@ describe('FileTokenSource options', () => {
   it('createTokenSources closes what it made when a spec is bad', () => {
     expect(() => createTokenSources({ good: { path: '/a/token', fs: memfs().fs }, bad: { refreshRatio: 7 } })).toThrow(/refreshRatio/);
   });
+
+  it('createTokenSources names each source by its key, unless its spec names it', async () => {
+    const { fs } = memfs();
+    const sources = createTokenSources({
+      vault: { path: '/tokens/vault', fs, watch: false, pollInterval: 0 },
+      partner: { path: '/tokens/partner', fs, watch: false, pollInterval: 0, name: 'partner-api' },
+    });
+    expect(sources.get('vault').name).toBe('vault');
+    expect(sources.get('vault').status().name).toBe('vault');
+    expect(sources.get('partner').name).toBe('partner-api');
+    await sources.close();
+  });
 });
 
 describe('errors', () => {
