@@ -40,6 +40,8 @@ export const DIAGNOSTICS_CHANNELS = Object.freeze({
   watchFailed: 'podtoken:watch:failed',
   /** A folder watch that had failed is up again. Message: {@link WatchRearmedMessage}. */
   watchRearmed: 'podtoken:watch:rearmed',
+  /** A source was closed: it will publish nothing more. Message: {@link SourceClosedMessage}. */
+  sourceClosed: 'podtoken:source:closed',
   /** An adapter got a 401 (gRPC: UNAUTHENTICATED) for a token it sent. Message: {@link UnauthorizedMessage}. */
   requestUnauthorized: 'podtoken:request:unauthorized',
 } as const);
@@ -152,6 +154,12 @@ export interface WatchRearmedMessage {
   readonly at: Date;
 }
 
+/** Message of `podtoken:source:closed`. */
+export interface SourceClosedMessage {
+  readonly source: SourceRef;
+  readonly at: Date;
+}
+
 /** Message of `podtoken:request:unauthorized`. */
 export interface UnauthorizedMessage {
   /** The adapter that got the 401: `axios`, `got`, `fetch`, `kubernetes`, `grpc`, `undici`, or another adapter's name. */
@@ -180,6 +188,7 @@ export const channels = {
   watchFailed: dc.channel(DIAGNOSTICS_CHANNELS.watchFailed),
   watchRearmed: dc.channel(DIAGNOSTICS_CHANNELS.watchRearmed),
   requestUnauthorized: dc.channel(DIAGNOSTICS_CHANNELS.requestUnauthorized),
+  sourceClosed: dc.channel(DIAGNOSTICS_CHANNELS.sourceClosed),
 };
 
 /** @internal A token's facts for a message: never its value. */

@@ -374,6 +374,7 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
     this.#refreshListeners.clear();
     this.#errorListeners.clear();
     this.#releaseFile();
+    if (channels.sourceClosed.hasSubscribers) channels.sourceClosed.publish({ source: this.#ref, at: new Date() });
     const watch = this.#watch;
     this.#watch = undefined;
     await Promise.all([watch?.close(), this.#reading?.catch(noop)]);

@@ -33,4 +33,5 @@ export type {
   WatchFailedMessage,
   WatchRearmedMessage,
   UnauthorizedMessage,
+  SourceClosedMessage,
 } from './diagnostics.js';

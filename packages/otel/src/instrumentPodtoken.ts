@@ -9,6 +9,7 @@ import {
   type TokenLoadedMessage,
   type TokenRefreshedMessage,
   type UnauthorizedMessage,
+  type SourceClosedMessage,
   type WatchFailedMessage,
   type WatchRearmedMessage,
 } from '@podtoken/core';
@@ -146,6 +147,10 @@ export function instrumentPodtoken(options: InstrumentPodtokenOptions = {}): Pod
     },
     [DIAGNOSTICS_CHANNELS.watchRearmed]: (message: WatchRearmedMessage) => {
       watchRearms.add(1, { [ATTR.watchFolder]: message.folder });
+    },
+    [DIAGNOSTICS_CHANNELS.sourceClosed]: (message: SourceClosedMessage) => {
+      // A closed source's gauges stop: its last token no longer says anything.
+      seen.delete(message.source.name);
     },
     [DIAGNOSTICS_CHANNELS.requestUnauthorized]: (message: UnauthorizedMessage) => {
       const attributes: Attributes = { [ATTR.adapter]: message.adapter, [ATTR.unauthorizedReason]: message.reason };
