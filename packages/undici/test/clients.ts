@@ -41,7 +41,7 @@ function requestClient(order: 'inside' | 'outside'): Client {
       const response = await request(url, {
         dispatcher,
         method: (call.method ?? 'GET') as Dispatcher.HttpMethod,
-        ...(call.headers === undefined ? {} : { headers: call.headers as Dispatcher.DispatchOptions['headers'] }),
+        ...(call.headers === undefined ? {} : { headers: call.headers as NonNullable<Dispatcher.DispatchOptions['headers']> }),
         ...(body === undefined ? {} : { body }),
       });
       return { status: response.statusCode, text: await response.body.text() };
