@@ -1,4 +1,4 @@
-// Bench 2 — adapter overhead: requests per second through axios, got and fetch to a
+// Bench 2 — adapter overhead: requests per second through axios, got, fetch and undici to a
 // loopback server (in a child process, so this process's CPU is the bottleneck), with
 // withTokenSource (token from a FileTokenSource over the kubelet's layout) against the same
 // client with the same token as a fixed header.
@@ -16,6 +16,7 @@ import { once } from 'node:events';
 import { Agent as HttpAgent } from 'node:http';
 import axios from 'axios';
 import got from 'got';
+import { Agent as UndiciAgent, Dispatcher as UndiciDispatcher, request as undiciRequest } from 'undici';
 import { FileTokenSource } from '@podtoken/core';
 import { createIssuer, ProjectedVolume } from '@podtoken/testing';
 import { detail, fmt, heading, median, result, shuffle, sleep, tempDir } from './lib/stats.mjs';
@@ -68,7 +69,7 @@ export async function adapters() {
       return undefined;
     }
   };
-  const [withAxios, withGot, withFetch] = await Promise.all([adapter('axios'), adapter('got'), adapter('fetch')]);
+  const [withAxios, withGot, withFetch, withUndici] = await Promise.all([adapter('axios'), adapter('got'), adapter('fetch'), adapter('undici')]);
 
   const pairs = [];
   if (withAxios) {
@@ -96,6 +97,16 @@ export async function adapters() {
       fixed: () => fetch(`${base}/anything`, { headers: fixed }).then(async (r) => (await r.arrayBuffer(), r.status)),
       with: () => fetchWith(`${base}/anything`).then(async (r) => (await r.arrayBuffer(), r.status)),
     });
+  }
+
+  // undici's request API on one Agent: the fixed header on the Agent itself, the token through
+  // @podtoken/undici's interceptor composed onto the same Agent (same connection pool).
+  const undiciAgent = new UndiciAgent({ connections: IN_FLIGHT });
+  if (withUndici) {
+    const undiciWith = withUndici(undiciAgent, source, { origins: [base] });
+    const call = (dispatcher, headers) =>
+      undiciRequest(`${base}/anything`, { dispatcher, ...(headers === undefined ? {} : { headers }) }).then(async (r) => (await r.body.dump(), r.statusCode));
+    pairs.push({ client: 'undici', fixed: () => call(undiciAgent, fixed), with: () => call(undiciWith) });
   }
 
   // Each round visits the clients in a fresh random order and, for each, runs its two
@@ -157,6 +168,30 @@ export async function adapters() {
     const wrapped = withFetch(instant, source);
     local.push({ client: 'fetch', fixed: () => instant(`${base}/anything`, { headers: fixed }), with: () => wrapped(`${base}/anything`) });
   }
+  if (withUndici) {
+    // A dispatcher that answers at once (onRequestStart … onResponseEnd in a microtask). Both
+    // variants go through compose(): the fixed one with a pass-through interceptor, so undici's
+    // handler wrapping is paid by both and the difference is the token interceptor alone.
+    class Instant extends UndiciDispatcher {
+      dispatch(_opts, handler) {
+        queueMicrotask(() => {
+          const controller = { aborted: false, paused: false, reason: null, abort() {}, pause() {}, resume() {} };
+          handler.onRequestStart?.(controller, {});
+          handler.onResponseStart?.(controller, 200, {}, 'OK');
+          handler.onResponseData?.(controller, Buffer.from('ok'));
+          handler.onResponseEnd?.(controller, {});
+        });
+        return true;
+      }
+      async close() {}
+      async destroy() {}
+    }
+    const plain = new Instant().compose((dispatch) => (opts, handler) => dispatch(opts, handler));
+    const wrapped = withUndici(new Instant(), source, { origins: [base] });
+    const call = (dispatcher, headers) =>
+      undiciRequest(`${base}/anything`, { dispatcher, ...(headers === undefined ? {} : { headers }) }).then((r) => r.body.dump());
+    local.push({ client: 'undici', fixed: () => call(plain, fixed), with: () => call(wrapped) });
+  }
   for (const l of local) {
     const perCall = async (fn, n) => {
       const start = process.hrtime.bigint();
@@ -183,6 +218,7 @@ export async function adapters() {
   await source.close();
   axiosAgent.destroy();
   gotAgent.destroy();
+  await undiciAgent.close();
   server.disconnect();
   await sleep(50);
   await cleanup();

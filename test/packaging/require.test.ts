@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const packages = ['core', 'testing', 'axios', 'got', 'fetch', 'kubernetes', 'verify', 'otel'] as const;
+const packages = ['core', 'testing', 'axios', 'got', 'fetch', 'kubernetes', 'verify', 'otel', 'undici', 'grpc'] as const;
 
 describe('packaging', () => {
   beforeAll(() => {
@@ -34,7 +34,7 @@ describe('packaging', () => {
       expect.arrayContaining(['FileTokenSource', 'createTokenSources', 'decodeToken', 'staticTokenSource', 'DEFAULT_TOKEN_PATH', 'TokenSourceError', 'isTokenSourceError']),
     );
     expect(exports['@podtoken/testing']).toEqual(expect.arrayContaining(['createIssuer', 'ProjectedVolume', 'FakeKubelet']));
-    for (const adapter of ['axios', 'got', 'fetch', 'kubernetes']) {
+    for (const adapter of ['axios', 'got', 'fetch', 'kubernetes', 'undici', 'grpc']) {
       expect(exports[`@podtoken/${adapter}`]).toContain('withTokenSource');
     }
     expect(exports['@podtoken/verify']).toEqual(

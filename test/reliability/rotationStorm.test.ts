@@ -7,6 +7,8 @@ import { FileTokenSource, isTokenSourceError, type TokenFileSystem } from '@podt
 import { withTokenSource as withAxios } from '@podtoken/axios';
 import { withTokenSource as withGot } from '@podtoken/got';
 import { withTokenSource as withFetch } from '@podtoken/fetch';
+import { withTokenSource as withUndici } from '@podtoken/undici';
+import { Agent as UndiciAgent, request as undiciRequest } from 'undici';
 import { createIssuer, FakeKubelet, ProjectedVolume, startTokenServer, type Issuer, type TokenServer } from '@podtoken/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { defer, percentile, sleep, tempDir, VOLUME_ROOT } from './helpers.js';
@@ -14,7 +16,7 @@ import { startKubeletThread } from './kubeletThread.js';
 
 // Reliability 1 — a rotation storm: a fresh token every 20 ms for 10 s; the verifying server
 // revokes each token 200 ms after the swap that replaced it; 50 concurrent clients (axios,
-// got, global fetch, node-fetch, through the adapters) share one FileTokenSource. Every
+// got, global fetch, node-fetch, undici request, through the adapters) share one FileTokenSource. Every
 // request must end authenticated: no 401 reaches a client (an adapter may retry once after a
 // 401 it sees; the server's own 401 count is printed) and no request leaves without a token.
 //
@@ -44,8 +46,8 @@ const CLIENTS = 50;
 const EXPIRATION_SECONDS = 600;
 const AUDIENCE = 'storm';
 
-type Kind = 'axios' | 'got' | 'fetch' | 'node-fetch';
-const KINDS: Kind[] = ['axios', 'got', 'fetch', 'node-fetch'];
+type Kind = 'axios' | 'got' | 'fetch' | 'node-fetch' | 'undici';
+const KINDS: Kind[] = ['axios', 'got', 'fetch', 'node-fetch', 'undici'];
 
 interface Tally {
   ok: number;
@@ -88,6 +90,8 @@ async function runClients(source: FileTokenSource, server: TokenServer, pause: (
     got: withGot(got.extend({ prefixUrl: server.origin, throwHttpErrors: false, retry: { limit: 0 } }), source),
     fetch: withFetch(globalThis.fetch, source),
     nodeFetch: withFetch(nodeFetch, source),
+    // undici's request API through @podtoken/undici's interceptor (it requires origins).
+    undici: withUndici(new UndiciAgent(), source, { origins: [server.origin] }),
   };
   const requestOnce: Record<Kind, () => Promise<number>> = {
     axios: async () => (await api.axios.get('/anything')).status,
@@ -101,6 +105,11 @@ async function runClients(source: FileTokenSource, server: TokenServer, pause: (
       const response = await api.nodeFetch(`${server.origin}/anything`);
       await response.arrayBuffer();
       return response.status;
+    },
+    undici: async () => {
+      const response = await undiciRequest(`${server.origin}/anything`, { dispatcher: api.undici });
+      await response.body.dump();
+      return response.statusCode;
     },
   };
   const tallies = new Map<Kind, Tally>(KINDS.map((k) => [k, { ok: 0, unauthorized: 0, unauthorizedSlow: 0, other: 0, errors: [] }]));
@@ -127,6 +136,7 @@ async function runClients(source: FileTokenSource, server: TokenServer, pause: (
     }
   };
   await Promise.all(Array.from({ length: CLIENTS }, (_, i) => client(KINDS[i % KINDS.length]!)));
+  await api.undici.close();
   return { tallies, latencies };
 }
 

@@ -8,6 +8,8 @@ import nodeFetch2 from 'node-fetch-v2';
 import { withTokenSource as axiosWithTokenSource } from '@podtoken/axios';
 import { withTokenSource as fetchWithTokenSource } from '@podtoken/fetch';
 import { withTokenSource as gotWithTokenSource } from '@podtoken/got';
+import { tokenInterceptor } from '@podtoken/undici';
+import { Agent as NpmUndiciAgent, fetch as npmUndiciFetch, getGlobalDispatcher, interceptors, request as undiciRequest, setGlobalDispatcher } from 'undici';
 import type { ClientDriver, DriverCall, DriverResult, HarnessEnv } from './harness.js';
 
 // The HTTP clients the corpus runs, each through its podtoken adapter. See the driver
@@ -159,6 +161,81 @@ function fetchDriver(name: string, version: string, raw: AnyFetch, transport: 'd
   };
 }
 
+/**
+ * undici (the npm package) with @podtoken/undici's interceptor on an Agent:
+ * - `request`: undici's request API with its redirect interceptor (what users compose to
+ *   follow redirects), the token interceptor inside it (it sees every hop);
+ * - `fetch`: the npm package's fetch with the composed Agent as its dispatcher;
+ * - `global fetch`: Node's own fetch, with the composed Agent installed by setGlobalDispatcher.
+ * @podtoken/undici requires `origins` (a dispatcher carries every request of the process): a
+ * case that leaves it unset runs with the start origin alone, what such a user would list.
+ * 'client' retry: call again, as a retry helper does (undici's retry interceptor only retries
+ * idempotent methods after network errors and 5xx, with its own backoff).
+ */
+function undiciDriver(kind: 'request' | 'fetch' | 'global fetch'): ClientDriver {
+  const version = kind === 'global fetch' ? `${process.versions.undici ?? '?'} + npm ${npmUndiciVersion()}` : npmUndiciVersion();
+  return {
+    name: `undici ${kind}`,
+    version,
+    async call(call, env): Promise<DriverResult> {
+      const origins = call.options.origins ?? [new URL(call.url).origin];
+      const agent = new NpmUndiciAgent({ connect: { lookup: env.lookup, ...(call.trustTestCa ? { ca: env.ca } : {}) } });
+      const token = tokenInterceptor(call.source, { ...call.options, origins });
+      const dispatcher = kind === 'request' ? agent.compose(token, interceptors.redirect({ maxRedirections: 20 })) : agent.compose(token);
+      const signals = [call.signal, call.timeoutMs === undefined ? undefined : AbortSignal.timeout(call.timeoutMs)].filter((s) => s !== undefined);
+      const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+      const once = async (): Promise<number> => {
+        if (kind === 'request') {
+          const response = await undiciRequest(call.url, {
+            dispatcher,
+            method: call.method,
+            ...(call.body === undefined ? {} : { body: call.body, headers: { 'content-type': 'text/plain' } }),
+            ...(signal === undefined ? {} : { signal }),
+          });
+          await response.body.text();
+          return response.statusCode;
+        }
+        const init: Record<string, unknown> = { method: call.method };
+        if (call.body !== undefined) Object.assign(init, { body: call.body, headers: { 'content-type': 'text/plain' } });
+        if (signal !== undefined) init['signal'] = signal;
+        if (kind === 'fetch') {
+          const response = await (npmUndiciFetch as unknown as AnyFetch)(call.url, { ...init, dispatcher });
+          await response.text();
+          return response.status;
+        }
+        const previous = getGlobalDispatcher();
+        setGlobalDispatcher(dispatcher);
+        try {
+          const response = await (globalThis.fetch as unknown as AnyFetch)(call.url, init);
+          await response.text();
+          return response.status;
+        } finally {
+          setGlobalDispatcher(previous);
+        }
+      };
+      try {
+        let result: DriverResult = { status: undefined, error: undefined };
+        for (let attempt = 1; attempt <= (call.retry === 'client' ? MAX_TRIES : 1); attempt++) {
+          try {
+            result = { status: await once(), error: undefined };
+            if (result.status! < 500) break;
+          } catch (error) {
+            result = { status: undefined, error };
+          }
+        }
+        return result;
+      } finally {
+        await agent.close();
+      }
+    },
+  };
+}
+
+function npmUndiciVersion(): string {
+  // undici's package.json is not in its exports map; its User-Agent-free API has no version either.
+  return '7';
+}
+
 function gotVersion(): string {
   // got exposes no version; its package.json is not in its exports map.
   return '14';
@@ -172,6 +249,9 @@ export const DRIVERS: readonly ClientDriver[] = [
   fetchDriver('fetch (undici)', process.versions.undici ?? '?', globalThis.fetch as unknown as AnyFetch, 'dispatcher'),
   fetchDriver('node-fetch 3', '3', nodeFetch3 as unknown as AnyFetch, 'agent'),
   fetchDriver('node-fetch 2', '2', nodeFetch2 as unknown as AnyFetch, 'agent'),
+  undiciDriver('request'),
+  undiciDriver('fetch'),
+  undiciDriver('global fetch'),
 ];
 
 export type { DriverCall };
