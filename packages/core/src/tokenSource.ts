@@ -69,7 +69,7 @@ export interface TokenSourceStatus {
  * const api = withTokenSource(axios.create(), staticTokenSource(process.env.API_TOKEN!));
  * ```
  */
-export function staticTokenSource(token: string): TokenSource {
+export function staticTokenSource(token: string): TokenSource & Required<Pick<TokenSource, 'name' | 'status'>> {
   const value = decodeToken(token).value;
   const promise = Promise.resolve(value);
   const status: TokenSourceStatus = Object.freeze({ name: 'static', state: 'ok', serving: true });
