@@ -6,7 +6,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 // Small consumer apps typecheck against what we publish: ESM and CommonJS, with
 // `module`/`moduleResolution` nodenext and bundler (module preserve), each using every adapter
-// (axios, got, fetch with global fetch, node-fetch 3 and 2, kubernetes with client-node 1.x).
+// (axios, got, fetch with global fetch, node-fetch 3 and 2, kubernetes with client-node 1.x,
+// grpc with grpc-js, undici 7, otel with @opentelemetry/api; core's readiness and status types).
 // They resolve @podtoken/* as an outside app does: through each package's `exports`
 // (`types` → dist/index.d.ts), without the "@podtoken/source" condition the workspace's own
 // tests use. The CommonJS apps are the case that broke: their axios types come from axios'
@@ -24,7 +25,7 @@ const tsc = join(root, 'node_modules/typescript/bin/tsc');
 describe('consumer projects typecheck against the published types', () => {
   beforeAll(() => {
     // dist/ is what consumers get; tsc -b is incremental, so this is quick when built.
-    const packages = ['core', 'testing', 'axios', 'got', 'fetch', 'kubernetes'].map((name) => join(root, 'packages', name));
+    const packages = ['core', 'testing', 'axios', 'got', 'fetch', 'kubernetes', 'grpc', 'undici', 'otel'].map((name) => join(root, 'packages', name));
     execFileSync(process.execPath, [tsc, '-b', ...packages], { stdio: 'inherit' });
   }, 180_000);
 
@@ -44,7 +45,16 @@ describe('consumer projects typecheck against the published types', () => {
     const resolved = [...child.stdout.matchAll(/Module name '(@podtoken\/[a-z]+)' was successfully resolved to '([^']+)'/g)].map(
       ([, name, file]) => [name!, file!.slice(root.length + 1)] as const,
     );
-    expect([...new Set(resolved.map(([name]) => name))].sort()).toEqual(['@podtoken/axios', '@podtoken/core', '@podtoken/fetch', '@podtoken/got', '@podtoken/kubernetes']);
+    expect([...new Set(resolved.map(([name]) => name))].sort()).toEqual([
+      '@podtoken/axios',
+      '@podtoken/core',
+      '@podtoken/fetch',
+      '@podtoken/got',
+      '@podtoken/grpc',
+      '@podtoken/kubernetes',
+      '@podtoken/otel',
+      '@podtoken/undici',
+    ]);
     for (const [name, file] of resolved) expect(file, name).toMatch(/^packages\/[a-z]+\/dist\/index\.d\.ts$/);
   }, 120_000);
 });
