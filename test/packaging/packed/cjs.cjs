@@ -10,6 +10,11 @@ const modules = {
   axios: require('axios'),
   got: require('got').default,
   nodeFetch: require('node-fetch').default,
+  undiciAdapter: require('@podtoken/undici'),
+  undici: require('undici'),
+  grpcAdapter: require('@podtoken/grpc'),
+  grpc: require('@grpc/grpc-js'),
+  otel: require('@podtoken/otel'),
 };
 import('./scenario.mjs')
   .then(({ scenario }) => scenario(modules))
