@@ -141,6 +141,75 @@ function grpcVersion(): string {
 }
 
 describe('grpc: rotation storm', () => {
+  // The storm above rarely makes the server refuse anything: the source picks each token up
+  // long before its revocation. Here each token is revoked the moment the kubelet thread
+  // reports its swap, so calls sent with it just before are refused while they fly: the
+  // interceptor's retry runs under load, and each retried call must end well.
+  it('each token revoked at its swap: refused calls are retried once with the fresh token and end well', { timeout: 60_000 }, async () => {
+    const EVERY = 200;
+    const DURATION = 5_000;
+    const server = await startGrpcTokenServer({ issuer, audience: AUDIENCE });
+    defer(() => server.close());
+    const dir = await tempDir();
+    const count = Math.ceil(DURATION / EVERY) + 1;
+    const tokens = await Promise.all(Array.from({ length: count + 1 }, () => issuer.mint({ audience: AUDIENCE, expirationSeconds: 600 })));
+    const { source } = await podSource(dir, tokens[0]!);
+    let previous = tokens[0]!;
+    let rotations = 0;
+    const writer = startKubeletThread({
+      dir,
+      tokens: tokens.slice(1),
+      every: EVERY,
+      onRotate: ({ index }) => {
+        rotations += 1;
+        server.revoke(previous);
+        previous = tokens[index + 1]!;
+      },
+    });
+    defer(() => writer.stop());
+    const tls = credentials.createSsl(Buffer.from(server.ca!));
+    const clients = Array.from({ length: CHANNELS }, () => {
+      const { credentials: creds, interceptors } = withTokenSource(tls, source);
+      return new EchoClient(server.address, creds, { interceptors });
+    });
+    defer(() => clients.forEach((c) => c.close()));
+    await Promise.all(clients.map((c) => echo(c)));
+    server.reset();
+
+    const tally = { ok: 0, refused: 0, refusedSlow: 0, other: [] as string[] };
+    const end = performance.now() + DURATION;
+    await Promise.all(
+      Array.from({ length: CALLERS }, async (_, i) => {
+        while (performance.now() < end) {
+          await sleep(5 + Math.random() * 20);
+          const started = performance.now();
+          try {
+            await echo(clients[i % CHANNELS]!);
+            tally.ok += 1;
+          } catch (error) {
+            const code = (error as ServiceError).code;
+            if (code === status.UNAUTHENTICATED) {
+              tally.refused += 1;
+              // Two swaps during one call can make the retry's token stale too.
+              if (performance.now() - started > EVERY) tally.refusedSlow += 1;
+            } else tally.other.push(String(code));
+          }
+        }
+      }),
+    );
+    await writer.stop();
+    const revoked = server.log.filter((e) => e.reason === 'revoked').length;
+    console.log(
+      `grpc revoked-at-swap storm: ${rotations} rotations in ${DURATION / 1000} s, ${CALLERS} callers: ${tally.ok} ok, ${tally.refused} refused ` +
+        `(${tally.refusedSlow} slower than ${EVERY} ms); server refused ${revoked} calls with a just-revoked token, each retried by the interceptor; ${server.counts.missing} without a token`,
+    );
+    expect(rotations).toBeGreaterThan(10);
+    expect(revoked, 'calls refused in flight: the retry path ran').toBeGreaterThan(0);
+    expect(tally.other).toEqual([]);
+    expect(tally.refused - tally.refusedSlow, 'refused calls that took less than a rotation interval').toBe(0);
+    expect(server.counts.missing).toBe(0);
+  });
+
   it(`${CALLERS} unary callers, a rotation every ${ROTATE_EVERY_MS} ms for ${STORM_MS / 1000} s, each token revoked ${REVOKE_AFTER_MS} ms after its swap: no call refused`, { timeout: 60_000 }, async () => {
     const server = await startGrpcTokenServer({ issuer, audience: AUDIENCE });
     defer(() => server.close());
