@@ -1,0 +1,166 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_TOKEN_PATH, DIAGNOSTICS_CHANNELS, FileTokenSource, readiness, type ReadFailedMessage, type ReadinessReport } from '@podtoken/core';
+import type { CliIO } from './cliIO.js';
+import { escapeControlCharacters as esc } from './escapeControlCharacters.js';
+import { HELP_OPTION, seconds, usageFailure } from './internal/args.js';
+import { formatRelative, formatTime } from './internal/format.js';
+import { toTerminalSafeJson } from './internal/terminalSafeJson.js';
+import { createStyle, type Style } from './style.js';
+
+/** The help text of `podtoken status`. */
+export const STATUS_USAGE = `Usage: podtoken status [options] [path...]
+
+Reads each token file once, the way the SDK does (FileTokenSource), prints each source's
+status() and exits 0 when every one serves a token: an exec readiness probe for a pod
+without an HTTP server. The JSON is core's readiness() report, what its HTTP handler answers.
+
+Arguments:
+  path               token files (default: ${DEFAULT_TOKEN_PATH})
+
+Options:
+  --json             the readiness report as one JSON line: {"ready":..,"failing":[..],"sources":[..]}
+  --audience <aud>   expect this audience (repeatable); a token for another is not served
+  --timeout <s>      give up on a read that has not finished after <s> seconds (default 5)
+  -h, --help         show this help
+
+Exit codes: 0 every file serves a token (state ok, refresh-overdue, or failing with a good
+token), 1 one does not (missing, expired, malformed, wrong audience, unreadable, too
+large, or its read timed out), 2 usage error.
+`;
+
+const DEFAULT_TIMEOUT_S = 5;
+
+/**
+ * `podtoken status [path...]`: one read of each file with a {@link FileTokenSource} (no
+ * watch, no poll), then core's `readiness(...sources).check()` report, printed for people
+ * or as JSON. Resolves with 0 when the report is ready, 1 when not, 2 on a usage error.
+ *
+ * @example
+ * ```ts
+ * // readinessProbe: { exec: { command: [podtoken, status, /var/run/secrets/tokens/vault-token] } }
+ * process.exitCode = await runStatus(['/var/run/secrets/tokens/vault-token'], { stdout: process.stdout, stderr: process.stderr });
+ * ```
+ */
+export async function runStatus(args: readonly string[], io: CliIO): Promise<number> {
+  let values, positionals, timeout: number;
+  try {
+    ({ values, positionals } = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        ...HELP_OPTION,
+        json: { type: 'boolean' },
+        audience: { type: 'string', multiple: true },
+        timeout: { type: 'string' },
+      },
+    }));
+    timeout = values.timeout === undefined ? DEFAULT_TIMEOUT_S * 1000 : seconds(values.timeout, '--timeout');
+  } catch (error) {
+    return usageFailure(error, 'status', io);
+  }
+  if (values.help) {
+    io.stdout.write(STATUS_USAGE);
+    return 0;
+  }
+  const paths = [...new Set((positionals.length > 0 ? positionals : [DEFAULT_TOKEN_PATH]).map((path) => resolve(path)))];
+
+  // The first read of each file, and why it failed: the report holds codes only, people want the reason.
+  const pending = new Set(paths);
+  const reasons = new Map<string, string>();
+  let firstReadsDone!: () => void;
+  const done = new Promise<void>((resolve) => (firstReadsDone = resolve));
+  const onFinished = (message: unknown) => {
+    const path = (message as { source?: { path?: string } }).source?.path;
+    if (path !== undefined && pending.delete(path) && pending.size === 0) firstReadsDone();
+  };
+  const onFailed = (message: unknown) => {
+    const { source, message: reason } = message as ReadFailedMessage;
+    if (pending.has(source.path)) reasons.set(source.path, reason);
+  };
+  subscribe(DIAGNOSTICS_CHANNELS.readFinished, onFinished);
+  subscribe(DIAGNOSTICS_CHANNELS.readFailed, onFailed);
+  const sources: FileTokenSource[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let report: ReadinessReport;
+  try {
+    for (const path of paths) {
+      // One read: no folder watch, no poll, no ready timer; close() stops the retries.
+      sources.push(
+        new FileTokenSource({ path, watch: false, pollInterval: 0, readyTimeout: 0, ...(values.audience === undefined ? {} : { audience: values.audience }) }),
+      );
+    }
+    // Held open (not unref()ed): the timeout is what keeps the process waiting for a read.
+    await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
+    report = readiness(...sources).check();
+  } finally {
+    clearTimeout(timer);
+    unsubscribe(DIAGNOSTICS_CHANNELS.readFinished, onFinished);
+    unsubscribe(DIAGNOSTICS_CHANNELS.readFailed, onFailed);
+    await Promise.all(sources.map((source) => source.close()));
+  }
+  for (const path of pending) reasons.set(path, `No answer from the file within ${timeout / 1000} s.`);
+  io.stdout.write(
+    values.json
+      ? `${toTerminalSafeJson(report)}\n`
+      : renderReadinessReport(report, { reasons, now: new Date((io.now ?? Date.now)()), style: createStyle(io.stdout, io.env) }),
+  );
+  return report.ready ? 0 : 1;
+}
+
+/** Options of {@link renderReadinessReport}. */
+export interface RenderReadinessOptions {
+  /** Why a source's last read failed, by source name (a `read:failed` message's `message`). */
+  reasons?: ReadonlyMap<string, string>;
+  /**
+   * What relative times count from.
+   * @default new Date()
+   */
+  now?: Date;
+  /**
+   * Colours (ANSI).
+   * @default no colours
+   */
+  style?: Style;
+}
+
+/**
+ * The human form of core's `ReadinessReport`: one line per source (`✓` serving, `✗` not)
+ * with its state, expiry, refresh time and last error, then the verdict. Every string from
+ * the report or the reasons is printed with control characters escaped.
+ *
+ * @example
+ * ```ts
+ * process.stdout.write(renderReadinessReport(readiness(source).check()));
+ * // ✓ /var/run/secrets/tokens/vault-token  ok  expires 2026-12-02T11:40:01Z (in 9m 58s)  refresh 2026-12-02T11:38:01Z (in 7m 58s)
+ * // ready: 1 of 1 files serve a token
+ * ```
+ */
+export function renderReadinessReport(report: ReadinessReport, options: RenderReadinessOptions = {}): string {
+  const style = options.style ?? createStyle({ isTTY: false }, {});
+  const now = options.now ?? new Date();
+  const when = (iso: string | undefined) => {
+    const date = new Date(String(iso));
+    return Number.isNaN(date.getTime()) ? esc(String(iso)) : `${formatTime(date)} (${formatRelative(date, now)})`;
+  };
+  const lines = report.sources.map((entry) => {
+    const colour = !entry.serving ? style.red : entry.state === 'ok' ? style.green : style.yellow;
+    const parts = [`${colour(entry.serving ? '✓' : '✗')} ${style.bold(esc(String(entry.name)))}`, colour(esc(String(entry.state)))];
+    if (entry.expiresAt !== undefined) parts.push(`expires ${when(entry.expiresAt)}`);
+    if (entry.refreshAt !== undefined && entry.serving) parts.push(`refresh ${when(entry.refreshAt)}`);
+    if (entry.lastError !== undefined) {
+      const reason = options.reasons?.get(entry.name);
+      parts.push(`${esc(String(entry.lastError.code))}${reason === undefined ? '' : `: ${esc(reason)}`}`);
+    } else if (!entry.serving) {
+      const reason = options.reasons?.get(entry.name);
+      if (reason !== undefined) parts.push(esc(reason));
+    }
+    return parts.join('  ');
+  });
+  const serving = report.sources.filter((entry) => entry.serving).length;
+  const verdict = report.ready ? style.green('ready') : style.red('not ready');
+  lines.push(`${verdict}: ${serving} of ${report.sources.length} file${report.sources.length === 1 ? '' : 's'} serve${report.sources.length === 1 ? 's' : ''} a token`);
+  return `${lines.join('\n')}\n`;
+}
