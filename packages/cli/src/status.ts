@@ -99,7 +99,12 @@ export async function runStatus(args: readonly string[], io: CliIO): Promise<num
     clearTimeout(timer);
     unsubscribe(DIAGNOSTICS_CHANNELS.readFinished, onFinished);
     unsubscribe(DIAGNOSTICS_CHANNELS.readFailed, onFailed);
-    await Promise.all(sources.map((source) => source.close()));
+    // close() waits for the read in flight. One that never answers (a FIFO, a hung network
+    // mount) is not waited for: the answer is printed. The process still lives until that
+    // read returns (libuv joins its threads at exit, even in process.exit()); an exec
+    // probe's timeoutSeconds ends it.
+    const closing = Promise.all(sources.map((source) => source.close()));
+    if (pending.size === 0) await closing;
   }
   for (const path of pending) reasons.set(path, `No answer from the file within ${timeout / 1000} s.`);
   io.stdout.write(
