@@ -3,11 +3,10 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_TOKEN_PATH, DIAGNOSTICS_CHANNELS, FileTokenSource, readiness, type ReadFailedMessage, type ReadinessReport } from '@podtoken/core';
 import type { CliIO } from './cliIO.js';
-import { escapeControlCharacters as esc } from './escapeControlCharacters.js';
-import { HELP_OPTION, seconds, usageFailure } from './internal/args.js';
-import { formatRelative, formatTime } from './internal/format.js';
+import { audiences, HELP_OPTION, seconds, usageFailure } from './internal/args.js';
 import { toTerminalSafeJson } from './internal/terminalSafeJson.js';
-import { createStyle, type Style } from './style.js';
+import { renderReadinessReport } from './renderReadinessReport.js';
+import { createStyle } from './style.js';
 
 /** The help text of `podtoken status`. */
 export const STATUS_USAGE = `Usage: podtoken status [options] [path...]
@@ -58,6 +57,7 @@ export async function runStatus(args: readonly string[], io: CliIO): Promise<num
       },
     }));
     timeout = values.timeout === undefined ? DEFAULT_TIMEOUT_S * 1000 : seconds(values.timeout, '--timeout');
+    audiences(values.audience);
   } catch (error) {
     return usageFailure(error, 'status', io);
   }
@@ -67,23 +67,29 @@ export async function runStatus(args: readonly string[], io: CliIO): Promise<num
   }
   const paths = [...new Set((positionals.length > 0 ? positionals : [DEFAULT_TOKEN_PATH]).map((path) => resolve(path)))];
 
-  // The first read of each file, and why it failed: the report holds codes only, people want the reason.
-  const pending = new Set(paths);
+  // Woken by each finished read, done when every source has read its file once: it holds a
+  // token or a failure (another source on the same file, in an app, may publish too).
+  // Why a read failed comes from read:failed: the report holds codes only, people want the reason.
+  const sources: FileTokenSource[] = [];
   const reasons = new Map<string, string>();
+  const unread = () =>
+    sources.filter((source) => {
+      const { state, lastError } = source.status();
+      return state === 'loading' && lastError === undefined;
+    });
   let firstReadsDone!: () => void;
   const done = new Promise<void>((resolve) => (firstReadsDone = resolve));
-  const onFinished = (message: unknown) => {
-    const path = (message as { source?: { path?: string } }).source?.path;
-    if (path !== undefined && pending.delete(path) && pending.size === 0) firstReadsDone();
+  const onFinished = () => {
+    if (unread().length === 0) firstReadsDone();
   };
   const onFailed = (message: unknown) => {
     const { source, message: reason } = message as ReadFailedMessage;
-    if (pending.has(source.path)) reasons.set(source.path, reason);
+    if (paths.includes(source.path)) reasons.set(source.path, reason);
   };
   subscribe(DIAGNOSTICS_CHANNELS.readFinished, onFinished);
   subscribe(DIAGNOSTICS_CHANNELS.readFailed, onFailed);
-  const sources: FileTokenSource[] = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let pending: FileTokenSource[] = [];
   let report: ReadinessReport;
   try {
     for (const path of paths) {
@@ -95,6 +101,7 @@ export async function runStatus(args: readonly string[], io: CliIO): Promise<num
     // Held open (not unref()ed): the timeout is what keeps the process waiting for a read.
     await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))]);
     report = readiness(...sources).check();
+    pending = unread();
   } finally {
     clearTimeout(timer);
     unsubscribe(DIAGNOSTICS_CHANNELS.readFinished, onFinished);
@@ -104,68 +111,13 @@ export async function runStatus(args: readonly string[], io: CliIO): Promise<num
     // read returns (libuv joins its threads at exit, even in process.exit()); an exec
     // probe's timeoutSeconds ends it.
     const closing = Promise.all(sources.map((source) => source.close()));
-    if (pending.size === 0) await closing;
+    if (pending.length === 0) await closing;
   }
-  for (const path of pending) reasons.set(path, `No answer from the file within ${timeout / 1000} s.`);
+  for (const source of pending) reasons.set(source.path, `No answer from the file within ${timeout / 1000} s.`);
   io.stdout.write(
     values.json
       ? `${toTerminalSafeJson(report)}\n`
       : renderReadinessReport(report, { reasons, now: new Date((io.now ?? Date.now)()), style: createStyle(io.stdout, io.env) }),
   );
   return report.ready ? 0 : 1;
-}
-
-/** Options of {@link renderReadinessReport}. */
-export interface RenderReadinessOptions {
-  /** Why a source's last read failed, by source name (a `read:failed` message's `message`). */
-  reasons?: ReadonlyMap<string, string>;
-  /**
-   * What relative times count from.
-   * @default new Date()
-   */
-  now?: Date;
-  /**
-   * Colours (ANSI).
-   * @default no colours
-   */
-  style?: Style;
-}
-
-/**
- * The human form of core's `ReadinessReport`: one line per source (`✓` serving, `✗` not)
- * with its state, expiry, refresh time and last error, then the verdict. Every string from
- * the report or the reasons is printed with control characters escaped.
- *
- * @example
- * ```ts
- * process.stdout.write(renderReadinessReport(readiness(source).check()));
- * // ✓ /var/run/secrets/tokens/vault-token  ok  expires 2026-12-02T11:40:01Z (in 9m 58s)  refresh 2026-12-02T11:38:01Z (in 7m 58s)
- * // ready: 1 of 1 files serve a token
- * ```
- */
-export function renderReadinessReport(report: ReadinessReport, options: RenderReadinessOptions = {}): string {
-  const style = options.style ?? createStyle({ isTTY: false }, {});
-  const now = options.now ?? new Date();
-  const when = (iso: string | undefined) => {
-    const date = new Date(String(iso));
-    return Number.isNaN(date.getTime()) ? esc(String(iso)) : `${formatTime(date)} (${formatRelative(date, now)})`;
-  };
-  const lines = report.sources.map((entry) => {
-    const colour = !entry.serving ? style.red : entry.state === 'ok' ? style.green : style.yellow;
-    const parts = [`${colour(entry.serving ? '✓' : '✗')} ${style.bold(esc(String(entry.name)))}`, colour(esc(String(entry.state)))];
-    if (entry.expiresAt !== undefined) parts.push(`expires ${when(entry.expiresAt)}`);
-    if (entry.refreshAt !== undefined && entry.serving) parts.push(`refresh ${when(entry.refreshAt)}`);
-    if (entry.lastError !== undefined) {
-      const reason = options.reasons?.get(entry.name);
-      parts.push(`${esc(String(entry.lastError.code))}${reason === undefined ? '' : `: ${esc(reason)}`}`);
-    } else if (!entry.serving) {
-      const reason = options.reasons?.get(entry.name);
-      if (reason !== undefined) parts.push(esc(reason));
-    }
-    return parts.join('  ');
-  });
-  const serving = report.sources.filter((entry) => entry.serving).length;
-  const verdict = report.ready ? style.green('ready') : style.red('not ready');
-  lines.push(`${verdict}: ${serving} of ${report.sources.length} file${report.sources.length === 1 ? '' : 's'} serve${report.sources.length === 1 ? 's' : ''} a token`);
-  return `${lines.join('\n')}\n`;
 }

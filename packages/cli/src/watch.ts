@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { dirname, resolve } from 'node:path';
 import { DEFAULT_TOKEN_PATH, DIAGNOSTICS_CHANNELS, FileTokenSource } from '@podtoken/core';
 import type { CliIO } from './cliIO.js';
-import { HELP_OPTION, seconds, usageFailure } from './internal/args.js';
+import { audiences, HELP_OPTION, seconds, usageFailure } from './internal/args.js';
 import { toTerminalSafeJson } from './internal/terminalSafeJson.js';
 import { renderWatchEvent } from './renderWatchEvent.js';
 import { createStyle } from './style.js';
@@ -58,6 +58,7 @@ export async function runWatch(args: readonly string[], io: CliIO): Promise<numb
   try {
     ({ values, positionals } = parseWatchArgs(args));
     statusInterval = values['status-interval'] === undefined ? undefined : seconds(values['status-interval'], '--status-interval');
+    audiences(values.audience);
   } catch (error) {
     return usageFailure(error, 'watch', io);
   }

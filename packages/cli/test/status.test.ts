@@ -1,12 +1,14 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { constants } from 'node:fs';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileTokenSource, readiness, type ReadinessReport } from '@podtoken/core';
 import { createIssuer, ProjectedVolume, type Issuer } from '@podtoken/testing';
 import { main } from '../src/main.js';
-import { renderReadinessReport } from '../src/status.js';
-import { capture, ensureBin, leaks, runBin } from './helpers.js';
+import { renderReadinessReport } from '../src/renderReadinessReport.js';
+import { capture, ensureBin, leaks, runBin, until } from './helpers.js';
 
 // `podtoken status` as an exec readiness probe runs it: the built bin, a child process,
 // real files in the kubelet's layout, and its exit code.
@@ -102,7 +104,7 @@ describe('podtoken status', () => {
   });
 
   it('exits 2 on a usage error, 0 for --help; gives up on a read after --timeout', async () => {
-    for (const args of [['--bogus'], ['--timeout', '-1'], ['--timeout', 'x']]) {
+    for (const args of [['--bogus'], ['--timeout', '-1'], ['--timeout', 'x'], ['--audience', '']]) {
       const io = capture();
       expect(await main(['status', ...args], io)).toBe(2);
       expect(io.err()).toContain('Run "podtoken status --help" for usage.');
@@ -115,6 +117,19 @@ describe('podtoken status', () => {
     const io = capture();
     expect(await main(['status', '--timeout', '0.5', join(dir, 'a-folder')], io)).toBe(1);
     expect(io.out()).toMatch(/failing {2}TOKEN_FILE_UNREADABLE/);
+  });
+
+  it('answers after --timeout when a read never returns (a FIFO with no writer)', async () => {
+    const fifo = join(dir, 'fifo-token');
+    execFileSync('mkfifo', [fifo]);
+    const run = runBin(['status', '--timeout', '0.5', fifo]);
+    await until(() => run.out().includes('not ready'), 'the answer', 15_000);
+    expect(run.out()).toMatch(/^✗ \S+\/fifo-token {2}loading {2}No answer from the file within 0\.5 s\.\nnot ready: 0 of 1 file serves a token\n$/);
+    // The blocked open() holds the process (libuv joins its threads at exit) until a writer comes.
+    // O_NONBLOCK: fails (ENXIO) rather than hang the test if the child is gone.
+    const writer = await open(fifo, constants.O_WRONLY | constants.O_NONBLOCK);
+    await writer.close();
+    expect(await run.exit).toBe(1);
   });
 
   it('renders any report without acting on the terminal', () => {

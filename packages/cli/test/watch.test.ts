@@ -70,7 +70,7 @@ describe('podtoken watch (in process)', () => {
   });
 
   it('exits 2 on a usage error', async () => {
-    for (const args of [['--bogus'], ['--status-interval', '0'], ['--status-interval', 'soon'], ['--status-interval']]) {
+    for (const args of [['--bogus'], ['--status-interval', '0'], ['--status-interval', 'soon'], ['--status-interval'], ['--audience', '']]) {
       const io = capture();
       expect(await main(['watch', ...args], io)).toBe(2);
       expect(io.err()).toMatch(/^podtoken watch: .*\nRun "podtoken watch --help" for usage\.\n$/);

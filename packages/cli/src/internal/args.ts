@@ -28,3 +28,8 @@ export function seconds(text: string, option: string): number {
   }
   return value * 1000;
 }
+
+/** Checks `--audience` values: each a non-empty string (FileTokenSource would throw a TypeError). */
+export function audiences(values: readonly string[] | undefined): void {
+  if (values?.some((value) => value === '')) throw new UsageError('--audience takes a non-empty audience');
+}
