@@ -91,11 +91,11 @@ export async function runWatch(args: readonly string[], io: CliIO): Promise<numb
   // process would exit while it waits.
   const keepAlive = setInterval(() => {}, 2 ** 30);
   try {
+    io.stderr.write(`podtoken watch: following ${paths.length} file${paths.length === 1 ? '' : 's'}; Ctrl+C to stop.\n`);
     for (const path of paths) {
       // readyTimeout 0: a file that is not there yet is retried (with backoff), never given up on.
       sources.push(new FileTokenSource({ path, readyTimeout: 0, ...(values.audience === undefined ? {} : { audience: values.audience }) }));
     }
-    io.stderr.write(`podtoken watch: following ${paths.length} file${paths.length === 1 ? '' : 's'}; Ctrl+C to stop.\n`);
     if (statusInterval !== undefined) {
       statusTimer = setInterval(() => {
         for (const source of sources) print(toStatusEvent(source.status(), new Date(now())));
