@@ -9,7 +9,8 @@ See a pod's ServiceAccount tokens, and watch the podtoken SDK keep them fresh.
 
 Commands:
   inspect [path...]   summarise token files: who, for whom, until when, and what to worry about
-  watch [path...]     follow token files live, one line per refresh or error
+  watch [path...]     follow token files live: one line per event podtoken publishes
+  status [path...]    read token files once; exit 0 when each serves a token (a readiness probe)
   demo                how to run the demo (its own package: npx @podtoken/demo)
 
 Options:
@@ -32,6 +33,7 @@ Options: --duration <s>, --token-ttl <s>, --rotate-after <f>, --concurrency <n>,
 const COMMANDS: Record<string, (args: readonly string[], io: CliIO) => Promise<number>> = {
   inspect: async (args, io) => (await import('./inspect.js')).runInspect(args, io),
   watch: async (args, io) => (await import('./watch.js')).runWatch(args, io),
+  status: async (args, io) => (await import('./status.js')).runStatus(args, io),
   demo: async (_args, io) => {
     io.stderr.write(DEMO_MOVED);
     return 2;

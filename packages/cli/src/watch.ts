@@ -1,78 +1,64 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { parseArgs } from 'node:util';
-import { DEFAULT_TOKEN_PATH, FileTokenSource, type Token, type TokenErrorCode, type TokenKind, type TokenSourceError } from '@podtoken/core';
+import { dirname, resolve } from 'node:path';
+import { DEFAULT_TOKEN_PATH, DIAGNOSTICS_CHANNELS, FileTokenSource } from '@podtoken/core';
 import type { CliIO } from './cliIO.js';
-import { escapeControlCharacters as esc } from './escapeControlCharacters.js';
-import { HELP_OPTION, usageFailure } from './internal/args.js';
-import { formatTime, formatTimestamp, formatTtl } from './internal/format.js';
+import { audiences, HELP_OPTION, seconds, usageFailure } from './internal/args.js';
 import { toTerminalSafeJson } from './internal/terminalSafeJson.js';
-import { createStyle, type Style } from './style.js';
+import { renderWatchEvent } from './renderWatchEvent.js';
+import { createStyle } from './style.js';
+import { toStatusEvent, toWatchEvent, type WatchEvent } from './watchEvent.js';
 
 /** The help text of `podtoken watch`. */
 export const WATCH_USAGE = `Usage: podtoken watch [options] [path...]
 
 Follows token files the way the SDK does (FileTokenSource: folder events, refresh timer,
-poll) and prints one line per token loaded or error, until Ctrl+C (SIGINT) or SIGTERM.
-A file that is not there yet is waited for ("waiting"), however long it takes.
-An error that repeats with the same code is printed once, until the file changes.
+poll) and prints each event podtoken publishes on node:diagnostics_channel about them, one
+line each, until Ctrl+C (SIGINT) or SIGTERM:
+
+  token:loaded  token:refreshed  token:expired  read:failed  watch:failed  watch:rearmed
+  read:finished (with --verbose: every read, polls included)
+
+A file that is not there yet is waited for (read:failed TOKEN_FILE_MISSING, retried with
+backoff up to every 30 s), however long it takes.
 
 Arguments:
-  path               token files (default: ${DEFAULT_TOKEN_PATH})
+  path                     token files (default: ${DEFAULT_TOKEN_PATH})
 
 Options:
-  --json             one JSON object per line
-  --audience <aud>   expect this audience (repeatable); other tokens are reported as errors
-  -h, --help         show this help
+  --json                   one JSON object per line: {"event":"podtoken:token:refreshed",...}
+                           with the message's fields as core publishes them (dates ISO 8601)
+  --verbose                also print read:finished for every read
+  --status-interval <s>    every <s> seconds, a podtoken:status line per file (its status())
+  --audience <aud>         expect this audience (repeatable); other tokens are read:failed
+  -h, --help               show this help
 
 Exit codes: 0 when stopped by a signal, 2 usage error.
 `;
 
 /**
- * One line of `podtoken watch`: a token loaded (`load` for the first, `refresh` after), a
- * file not there yet (`waiting`: no token was loaded from it so far), or an error the
- * source reported. Never holds the token.
- */
-export interface WatchEvent {
-  /** When it happened (ISO 8601). */
-  readonly time: string;
-  readonly event: 'load' | 'refresh' | 'waiting' | 'error';
-  /** The token file (absolute). */
-  readonly path: string;
-  readonly kind?: TokenKind;
-  readonly subject?: string;
-  readonly expiresAt?: string;
-  /** Seconds until `expiresAt`, at `time`. */
-  readonly ttlSeconds?: number;
-  /** When the source will look for the next token. */
-  readonly refreshAt?: string;
-  /** `waiting` and `error` events: the `TokenSourceError` code and message (control characters escaped). */
-  readonly code?: TokenErrorCode;
-  readonly message?: string;
-}
-
-/**
- * `podtoken watch [path...]`: follows the files with {@link FileTokenSource} until
- * `io.signal` aborts, then closes the sources and returns 0.
+ * `podtoken watch [path...]`: follows the files with {@link FileTokenSource}, prints every
+ * event core publishes about them on `node:diagnostics_channel` (as JSON lines with
+ * `--json`, see {@link WatchEvent}) until `io.signal` aborts, then closes the sources and
+ * returns 0.
+ *
+ * Events are those whose `source.path` is one of the files (or, for `watch:*`, whose
+ * `folder` holds one), so a program that runs this next to its own sources on the same
+ * files sees their events too.
  *
  * @example
  * ```ts
  * const controller = new AbortController();
  * process.once('SIGINT', () => controller.abort());
- * await runWatch(['/var/run/secrets/tokens/vault-token'], { stdout: process.stdout, stderr: process.stderr, signal: controller.signal });
+ * await runWatch(['--json', '/var/run/secrets/tokens/vault-token'], { stdout: process.stdout, stderr: process.stderr, signal: controller.signal });
  * ```
  */
 export async function runWatch(args: readonly string[], io: CliIO): Promise<number> {
-  let values, positionals;
+  let values, positionals, statusInterval: number | undefined;
   try {
-    ({ values, positionals } = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        ...HELP_OPTION,
-        json: { type: 'boolean' },
-        audience: { type: 'string', multiple: true },
-      },
-    }));
+    ({ values, positionals } = parseWatchArgs(args));
+    statusInterval = values['status-interval'] === undefined ? undefined : seconds(values['status-interval'], '--status-interval');
+    audiences(values.audience);
   } catch (error) {
     return usageFailure(error, 'watch', io);
   }
@@ -80,87 +66,67 @@ export async function runWatch(args: readonly string[], io: CliIO): Promise<numb
     io.stdout.write(WATCH_USAGE);
     return 0;
   }
-  const paths = positionals.length > 0 ? positionals : [DEFAULT_TOKEN_PATH];
+  // The sources resolve their paths; events name them so. The same file twice is followed once.
+  const paths = [...new Set((positionals.length > 0 ? positionals : [DEFAULT_TOKEN_PATH]).map((path) => resolve(path)))];
+  const files = new Set(paths);
+  const folders = new Set(paths.map((path) => dirname(path)));
   const now = io.now ?? Date.now;
   const style = createStyle(io.stdout, io.env);
   const print = (event: WatchEvent) => io.stdout.write(values.json ? `${toTerminalSafeJson(event)}\n` : renderWatchEvent(event, style));
 
-  const sources = paths.map(
-    (path) =>
-      // readyTimeout 0: a file that is not there yet is reported (with backoff), not given up on.
-      new FileTokenSource({ path, readyTimeout: 0, ...(values.audience === undefined ? {} : { audience: values.audience }) }),
-  );
-  // The source retries a failing read with backoff (and on every change in the folder): one
-  // line per error code until something changes, not one per retry.
-  const lastError = new Map<string, TokenErrorCode>();
-  for (const source of sources) {
-    source.onRefresh((token, previous) => {
-      lastError.delete(source.path);
-      print(tokenEvent(previous === undefined ? 'load' : 'refresh', source.path, token, now()));
-    });
-    source.onError((error) => {
-      if (lastError.get(source.path) === error.code) return;
-      lastError.set(source.path, error.code);
-      // Before the first token, a missing file is what a pod looks like until the kubelet
-      // has mounted the volume: say so, and wait. Once a token was loaded it is an error.
-      const waiting = error.code === 'TOKEN_FILE_MISSING' && source.current === undefined;
-      print(errorEvent(waiting ? 'waiting' : 'error', source.path, error, now()));
-    });
-  }
-  io.stderr.write(`podtoken watch: following ${paths.length} file${paths.length === 1 ? '' : 's'}; Ctrl+C to stop.\n`);
+  const onMessage = (message: unknown, name: string | symbol) => {
+    const { source, folder } = message as { source?: { path?: unknown }; folder?: unknown };
+    const ours = source !== undefined ? files.has(source.path as string) : folders.has(folder as string);
+    if (ours) print(toWatchEvent(String(name), message));
+  };
+  const channels = Object.values(DIAGNOSTICS_CHANNELS).filter((name) => values.verbose || name !== DIAGNOSTICS_CHANNELS.readFinished);
+  // Before the sources exist: a folder watch that cannot start is published from the constructor.
+  for (const name of channels) subscribe(name, onMessage);
 
+  const sources: FileTokenSource[] = [];
+  let statusTimer: ReturnType<typeof setInterval> | undefined;
   // Runs until stopped, whatever the files do. A source holds the event loop only through
   // its folder watcher (its retry timers are unref()ed so that an app can exit), and a
   // folder that is not mounted yet, or was removed, has none: without this handle the
   // process would exit while it waits.
   const keepAlive = setInterval(() => {}, 2 ** 30);
   try {
+    io.stderr.write(`podtoken watch: following ${paths.length} file${paths.length === 1 ? '' : 's'}; Ctrl+C to stop.\n`);
+    for (const path of paths) {
+      // readyTimeout 0: a file that is not there yet is retried (with backoff), never given up on.
+      sources.push(new FileTokenSource({ path, readyTimeout: 0, ...(values.audience === undefined ? {} : { audience: values.audience }) }));
+    }
+    if (statusInterval !== undefined) {
+      statusTimer = setInterval(() => {
+        for (const source of sources) print(toStatusEvent(source.status(), new Date(now())));
+      }, statusInterval);
+    }
     await aborted(io.signal);
   } finally {
     clearInterval(keepAlive);
+    clearInterval(statusTimer);
+    await Promise.all(sources.map((source) => source.close()));
+    for (const name of channels) unsubscribe(name, onMessage);
   }
-  await Promise.all(sources.map((source) => source.close()));
   io.stderr.write('podtoken watch: stopped.\n');
   return 0;
 }
 
-/**
- * The human line for a {@link WatchEvent}, with a newline. Every string in it (path, kind,
- * code, message) is printed with control characters escaped: a token file's content must
- * not be able to act on the terminal.
- */
-export function renderWatchEvent(event: WatchEvent, style: Style = createStyle({ isTTY: false }, {})): string {
-  const name = esc(String(event.event)).padEnd(7);
-  const colour = event.event === 'load' || event.event === 'refresh' ? style.green : event.event === 'waiting' ? style.yellow : style.red;
-  const head = `${style.dim(esc(event.time))}  ${colour(name)}  ${esc(event.path)}`;
-  if (event.event === 'waiting') return `${head}  ${colour(esc(event.code ?? 'TOKEN_FILE_MISSING'))}  ${esc(event.message ?? '')} Waiting for it to appear.\n`;
-  if (event.event !== 'load' && event.event !== 'refresh') return `${head}  ${colour(esc(event.code ?? 'ERROR'))}  ${esc(event.message ?? '')}\n`;
-  const parts = [esc(event.kind ?? '?')];
-  if (event.expiresAt !== undefined && event.ttlSeconds !== undefined) {
-    parts.push(`expires ${formatTime(new Date(event.expiresAt))}`, `ttl ${formatTtl(event.ttlSeconds * 1000)}`);
-  } else {
-    parts.push('never expires');
-  }
-  if (event.refreshAt !== undefined) parts.push(`refresh ${formatTime(new Date(event.refreshAt))}`);
-  return `${head}  ${parts.join('  ')}\n`;
+function parseWatchArgs(args: readonly string[]) {
+  return parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      ...HELP_OPTION,
+      json: { type: 'boolean' },
+      verbose: { type: 'boolean' },
+      'status-interval': { type: 'string' },
+      audience: { type: 'string', multiple: true },
+    },
+  });
 }
 
-function tokenEvent(event: 'load' | 'refresh', path: string, token: Token, nowMs: number): WatchEvent {
-  const exp = token.expiresAt;
-  return {
-    time: formatTimestamp(new Date(nowMs)),
-    event,
-    path,
-    kind: token.kind,
-    ...(token.subject === undefined ? {} : { subject: token.subject }),
-    ...(exp === undefined ? {} : { expiresAt: exp.toISOString(), ttlSeconds: (exp.getTime() - nowMs) / 1000 }),
-    ...(token.refreshAt === undefined ? {} : { refreshAt: token.refreshAt.toISOString() }),
-  };
-}
-
-function errorEvent(event: 'waiting' | 'error', path: string, error: TokenSourceError, nowMs: number): WatchEvent {
-  return { time: formatTimestamp(new Date(nowMs)), event, path, code: error.code, message: esc(error.message) };
-}
 
 function aborted(signal: AbortSignal | undefined): Promise<void> {
   if (signal === undefined) return new Promise(() => {});

@@ -1,25 +1,15 @@
-import { spawn, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createIssuer, ProjectedVolume } from '@podtoken/testing';
-import { leaks, until } from './helpers.js';
-
-// The real bin, as `npx podtoken` runs it: built JavaScript, its shebang, and its signal handling.
-// CI builds before testing; locally the build runs here once when dist/ is missing.
-const packageDir = dirname(dirname(fileURLToPath(import.meta.url)));
-const bin = join(packageDir, 'dist', 'bin.js');
+import { ensureBin, leaks, runBin, until } from './helpers.js';
 
 let dir: string;
 
 beforeAll(async () => {
-  if (!existsSync(bin)) {
-    execFileSync('pnpm', ['--filter', '@podtoken/cli...', 'build'], { cwd: join(packageDir, '..', '..'), stdio: 'ignore', timeout: 170_000 });
-  }
+  ensureBin();
   dir = await mkdtemp(join(tmpdir(), 'podtoken-cli-bin-'));
 }, 180_000);
 
@@ -27,32 +17,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  out: () => string;
-  err: () => string;
-  running: () => boolean;
-  exit: Promise<number | null>;
-  kill: (signal: NodeJS.Signals) => void;
-}
-
-function run(args: string[], env: Record<string, string> = {}): Run {
-  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  // Never leave a child behind when an assertion fails.
-  const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
-  void exit.then(() => clearTimeout(timer));
-  return {
-    out: () => out,
-    err: () => err,
-    running: () => child.exitCode === null && child.signalCode === null,
-    exit,
-    kill: (signal) => child.kill(signal),
-  };
-}
+const run = runBin;
 
 describe('the podtoken bin', () => {
   it('starts with a shebang and runs inspect --json without printing the token', async () => {
@@ -81,12 +46,12 @@ describe('the podtoken bin', () => {
     await writeFile(file, await issuer.mint({ audience: 'vault', expirationSeconds: 600 }));
     const watch = run(['watch', file]);
     try {
-      await until(() => watch.out().includes(' load '), 'the load line', 15_000);
+      await until(() => watch.out().includes(' token:loaded '), 'the load line', 15_000);
     } finally {
       watch.kill('SIGTERM');
     }
     expect(await watch.exit).toBe(0);
-    expect(watch.out()).toMatch(/ {2}load {5}\S+watched-token {2}bound {2}expires \S+ {2}ttl \d+m( \d+s)? {2}refresh /);
+    expect(watch.out()).toMatch(/ {2}token:loaded {7}\S+watched-token {2}bound {2}expires \S+ {2}ttl \d+m( \d+s)? {2}refresh \S+ {2}via start\n/);
     expect(watch.err()).toContain('stopped');
   });
 
@@ -101,12 +66,14 @@ describe('the podtoken bin', () => {
       expect(watch.running()).toBe(true);
       const token = await issuer.mint({ audience: 'vault', expirationSeconds: 600 });
       await new ProjectedVolume({ dir: folder }).write({ 'vault-token': token });
-      await until(() => watch.out().includes(' load '), 'the load line', 20_000);
+      await until(() => watch.out().includes(' token:loaded '), 'the load line', 20_000);
       expect(leaks(watch.out() + watch.err(), token)).toBe(false);
     } finally {
       watch.kill('SIGTERM');
     }
     expect(await watch.exit).toBe(0);
-    expect(watch.out()).toMatch(/ {2}load {5}\S+mounted-later\/vault-token {2}bound {2}expires /);
+    expect(watch.out()).toMatch(/ {2}read:failed {8}\S+mounted-later\/vault-token {2}TOKEN_FILE_MISSING {2}Token file .* Waiting for it to appear\. {2}\(failure 1; no token to serve; via start\)\n/);
+    expect(watch.out()).toMatch(/ {2}watch:failed {7}\S+mounted-later {2}start {2}ENOENT {2}/);
+    expect(watch.out()).toMatch(/ {2}token:loaded {7}\S+mounted-later\/vault-token {2}bound {2}expires /);
   });
 });

@@ -1,4 +1,7 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { CliIO } from '../src/cliIO.js';
 
 /** A CliIO that collects what a command writes. Tests assert on it with booleans, so a failure never prints a token. */
@@ -41,4 +44,43 @@ export async function until(check: () => boolean, what: string, timeout = 10_000
 export function pnpmCommand(): [string, ...string[]] {
   const probe = spawnSync('pnpm', ['--version'], { encoding: 'utf8' });
   return probe.status === 0 && probe.stdout.startsWith('10.') ? ['pnpm'] : ['npx', '--yes', 'pnpm@10'];
+}
+
+// The real bin, as `npx podtoken` runs it: built JavaScript, its shebang, and its signal handling.
+const packageDir = dirname(dirname(fileURLToPath(import.meta.url)));
+export const bin = join(packageDir, 'dist', 'bin.js');
+
+/** Builds the bin when dist/ is missing. CI builds before testing; after changing src/, rebuild (`pnpm --filter @podtoken/cli... build`). */
+export function ensureBin(): void {
+  if (!existsSync(bin)) {
+    execFileSync('pnpm', ['--filter', '@podtoken/cli...', 'build'], { cwd: join(packageDir, '..', '..'), stdio: 'ignore', timeout: 170_000 });
+  }
+}
+
+/** A running `podtoken` child process and what it wrote so far. */
+export interface Run {
+  out: () => string;
+  err: () => string;
+  running: () => boolean;
+  exit: Promise<number | null>;
+  kill: (signal: NodeJS.Signals) => void;
+}
+
+/** Runs the bin with `args`, colours off; killed after `killAfter` ms so that no child outlives a failed assertion. */
+export function runBin(args: string[], env: Record<string, string> = {}, killAfter = 25_000): Run {
+  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const exit = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), killAfter);
+  void exit.then(() => clearTimeout(timer));
+  return {
+    out: () => out,
+    err: () => err,
+    running: () => child.exitCode === null && child.signalCode === null,
+    exit,
+    kill: (signal) => child.kill(signal),
+  };
 }

@@ -7,7 +7,8 @@ import { escapeControlCharacters } from '../src/escapeControlCharacters.js';
 import type { InspectReport } from '../src/inspectReport.js';
 import { main } from '../src/main.js';
 import { renderInspectReport } from '../src/renderInspectReport.js';
-import { renderWatchEvent, type WatchEvent } from '../src/watch.js';
+import { renderWatchEvent } from '../src/renderWatchEvent.js';
+import type { WatchEvent } from '../src/watchEvent.js';
 import { capture, leaks, until } from './helpers.js';
 
 // Claims come from whoever can write the token file. Each of these, printed raw, makes a
@@ -152,7 +153,7 @@ describe('hostile claims through podtoken inspect', () => {
 });
 
 describe('hostile claims through podtoken watch', () => {
-  it('escapes the path in load lines, and claims and paths in error messages; --json stays exact', async () => {
+  it('escapes claims, paths and messages in human lines; --json stays exact', async () => {
     const names = Object.keys(CORPUS);
     for (const json of [false, true]) {
       const controller = new AbortController();
@@ -166,8 +167,10 @@ describe('hostile claims through podtoken watch', () => {
         main(['watch', ...(json ? ['--json'] : []), '--audience', 'vault', ...mismatched.map((n) => files[n]!)], io),
       ];
       const lines = () => io.out().split('\n').filter((line) => line !== '');
+      const has = (predicate: (line: string) => boolean, count: number) => lines().filter(predicate).length >= count;
       try {
-        await until(() => lines().length >= names.length + 1, 'a line per file');
+        // A load per plain file, a failed read per mismatched one, and the missing file's.
+        await until(() => has((l) => l.includes('token:loaded'), plain.length) && has((l) => l.includes('read:failed'), mismatched.length + 1), 'a line per file');
       } finally {
         controller.abort();
       }
@@ -177,35 +180,54 @@ describe('hostile claims through podtoken watch', () => {
       expect(noToken(out)).toBe(true);
       if (json) {
         const events = lines().map((line) => JSON.parse(line) as WatchEvent);
+        const about = (file: string) => events.filter((e) => 'source' in e && e.source?.path === file);
         for (const name of plain) {
-          expect(events.find((e) => e.path === files[name])).toMatchObject({ event: 'load', subject: `system:serviceaccount:${CORPUS[name]}` });
+          const loaded = about(files[name]!).find((e) => e.event === 'podtoken:token:loaded');
+          expect(loaded?.event === 'podtoken:token:loaded' && loaded.token).toMatchObject({
+            subject: `system:serviceaccount:${CORPUS[name]}`,
+            issuer: `https://issuer.example/${CORPUS[name]}`,
+            audience: [`aud-${CORPUS[name]}`, 'https://kubernetes.default.svc'],
+          });
+          expect(loaded?.event === 'podtoken:token:loaded' && loaded.source).toEqual({ name: files[name], path: files[name] });
         }
-        for (const name of mismatched) expect(events.find((e) => e.path === files[name])?.code).toBe('TOKEN_AUDIENCE_MISMATCH');
+        for (const name of mismatched) {
+          expect(about(files[name]!).find((e) => e.event === 'podtoken:read:failed')).toMatchObject({ code: 'TOKEN_AUDIENCE_MISMATCH', serving: false });
+        }
+        expect(events.some((e) => e.event === 'podtoken:read:failed' && e.source.path === missing && e.code === 'TOKEN_FILE_MISSING')).toBe(true);
       } else {
-        for (const name of plain) expect(out).toContain(`  load     ${escapeControlCharacters(files[name]!)}  bound  `);
+        for (const name of plain) expect(out).toContain(`  token:loaded       ${escapeControlCharacters(files[name]!)}  bound  `);
         for (const name of mismatched) {
           // The claim itself arrives already escaped by core's message (as \u001b…); unsafeIn() above checks nothing raw is left.
-          expect(out).toContain(`TOKEN_AUDIENCE_MISMATCH  Token file ${escapeControlCharacters(files[name]!)} holds a token for audience [aud-`);
+          expect(out).toContain(`  read:failed        ${escapeControlCharacters(files[name]!)}  TOKEN_AUDIENCE_MISMATCH  Token file ${escapeControlCharacters(files[name]!)} holds a token for audience [aud-`);
         }
         expect(out).toContain('gone-\\x1b[31mred\\x1b[0m');
-        // One line per event: no line forged by a newline in a claim or path.
-        expect(lines()).toHaveLength(names.length + 1);
+        // One line per event, each starting with its time: no line forged by a newline in a claim or path.
+        for (const line of lines()) expect(line).toMatch(/^\d{4}-\d\d-\d\dT\S+Z {2}[a-z:]+ +/);
       }
     }
   });
 
   it('renders a hand-made event from any source without acting on the terminal', () => {
     const line = renderWatchEvent({
-      time: 't\x1b[2J',
-      event: 'error',
-      path: '/p\u202e',
-      code: 'C\x9b' as NonNullable<WatchEvent['code']>,
+      event: 'podtoken:read:failed',
+      at: 't\x1b[2J',
+      source: { name: 'n\x9b', path: '/p\u202e' },
+      trigger: 'event\x07' as 'event',
+      code: 'C\x9b' as 'TOKEN_MALFORMED',
       message: 'm\x1b]0;x\x07',
+      failures: 1,
+      serving: false,
     });
     expect(unsafeIn(line)).toEqual([]);
-    const load = renderWatchEvent({ time: 't', event: 'load', path: '/p', kind: 'k\x1b[5m' as NonNullable<WatchEvent['kind']> });
+    const hostileToken = { kind: 'k\x1b[5m' as 'bound', audience: [], expiresAt: 'soon\x1b[2J' };
+    const load = renderWatchEvent({ event: 'podtoken:token:loaded', at: 't', source: { name: '/p', path: '/p' }, token: hostileToken, trigger: 'start' });
     expect(unsafeIn(load)).toEqual([]);
     expect(load).toContain('k\\x1b[5m');
+    expect(load).toContain('expires soon\\x1b[2J');
+    const status = renderWatchEvent({ event: 'podtoken:status', at: 't', name: 'x\u2028y', state: 'ok\x1b[0m' as 'ok', serving: true, lastError: { code: 'E\x07' as 'TOKEN_MALFORMED', at: 'z\x1b' } });
+    expect(unsafeIn(status)).toEqual([]);
+    const other = renderWatchEvent({ event: 'evil\x1b]0;x\x07', at: 't' } as unknown as WatchEvent);
+    expect(unsafeIn(other)).toEqual([]);
   });
 });
 

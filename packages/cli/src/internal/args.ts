@@ -19,3 +19,17 @@ export function usageFailure(error: unknown, command: string, io: CliIO): 2 {
 
 /** The options every command takes. */
 export const HELP_OPTION = { help: { type: 'boolean', short: 'h' } } as const;
+
+/** A number of seconds > 0 given as `option` on the command line, in milliseconds; a {@link UsageError} otherwise. */
+export function seconds(text: string, option: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value <= 0 || value * 1000 > 2 ** 31 - 1) {
+    throw new UsageError(`${option} takes a number of seconds > 0, got "${text}"`);
+  }
+  return value * 1000;
+}
+
+/** Checks `--audience` values: each a non-empty string (FileTokenSource would throw a TypeError). */
+export function audiences(values: readonly string[] | undefined): void {
+  if (values?.some((value) => value === '')) throw new UsageError('--audience takes a non-empty audience');
+}
