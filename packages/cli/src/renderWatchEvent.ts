@@ -73,6 +73,8 @@ export function renderWatchEvent(event: WatchEvent, style: Style = createStyle({
         `${esc(String(event.adapter))} got a 401`,
         event.retried ? 'retried with a newer token' : `not retried: ${esc(String(event.reason))}`,
       ]);
+    case 'podtoken:source:closed':
+      return line(style.dim, source(event.source), ['closed']);
     case 'podtoken:status': {
       const colour = event.state === 'ok' ? style.green : event.serving === true ? style.yellow : style.red;
       return line(colour, esc(String(event.name)), [

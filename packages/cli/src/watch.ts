@@ -79,7 +79,10 @@ export async function runWatch(args: readonly string[], io: CliIO): Promise<numb
     const ours = source !== undefined ? files.has(source.path as string) : folders.has(folder as string);
     if (ours) print(toWatchEvent(String(name), message));
   };
-  const channels = Object.values(DIAGNOSTICS_CHANNELS).filter((name) => values.verbose || name !== DIAGNOSTICS_CHANNELS.readFinished);
+  // source:closed would only report the watch's own end.
+  const channels = Object.values(DIAGNOSTICS_CHANNELS).filter(
+    (name) => name !== DIAGNOSTICS_CHANNELS.sourceClosed && (values.verbose || name !== DIAGNOSTICS_CHANNELS.readFinished),
+  );
   // Before the sources exist: a folder watch that cannot start is published from the constructor.
   for (const name of channels) subscribe(name, onMessage);
 

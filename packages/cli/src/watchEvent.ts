@@ -3,6 +3,7 @@ import {
   type DiagnosticsChannelName,
   type ReadFailedMessage,
   type ReadFinishedMessage,
+  type SourceClosedMessage,
   type TokenExpiredMessage,
   type TokenInvalidatedMessage,
   type TokenLoadedMessage,
@@ -40,6 +41,7 @@ export interface DiagnosticsMessages {
   'podtoken:watch:failed': WatchFailedMessage;
   'podtoken:watch:rearmed': WatchRearmedMessage;
   'podtoken:request:unauthorized': UnauthorizedMessage;
+  'podtoken:source:closed': SourceClosedMessage;
 }
 
 /**

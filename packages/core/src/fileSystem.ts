@@ -6,7 +6,7 @@ export interface TokenFileHandle {
    * Optional. The file's modification time lets a source take a plain file that has not
    * changed for a while at its first read, instead of reading it twice (see `readlink`).
    */
-  stat?(): Promise<{ mtimeMs: number | bigint }>;
+  stat?(): Promise<{ mtimeMs: number | bigint; isFile?(): boolean }>;
 }
 
 /** What a folder watcher looks like: node's `fs.FSWatcher` and memfs' both fit. */

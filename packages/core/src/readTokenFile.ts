@@ -2,6 +2,10 @@ import { TokenSourceError } from './errors.js';
 import type { TokenFileHandle, TokenFileSystem } from './fileSystem.js';
 
 const nodeFs = process.getBuiltinModule('node:fs');
+// Opened without blocking: a FIFO (or a socket, a device) where the token should be would
+// otherwise block open() in a thread of libuv's pool until a writer comes: a few such files
+// and every fs and dns call of the process waits. For a regular file the flag changes nothing.
+const OPEN_NONBLOCK = nodeFs.constants.O_RDONLY | nodeFs.constants.O_NONBLOCK;
 
 /** Options of {@link readTokenFile}. */
 export interface ReadTokenFileOptions {
@@ -56,9 +60,9 @@ export interface FileContent {
  * the file's modification time, from the open handle (so a write during the read shows in it).
  */
 export async function readTokenFileTimed(fs: TokenFileSystem, path: string, maxBytes: number, withTime: () => boolean): Promise<FileContent> {
-  let handle;
+  let handle: TokenFileHandle;
   try {
-    handle = await fs.promises.open(path, 'r');
+    handle = fs.promises === nodeFs.promises ? await nodeFs.promises.open(path, OPEN_NONBLOCK) : await fs.promises.open(path, 'r');
   } catch (error) {
     throw fileError(error, path);
   }
@@ -73,6 +77,8 @@ export async function readTokenFileTimed(fs: TokenFileSystem, path: string, maxB
       // thread pool that reading until 0 bytes would cost.
       if (bytesRead < wanted) break;
     }
+    // Nothing, or more than a token: a FIFO without data, a device? Say what it is.
+    if (length === 0 || length > maxBytes) await refuseIfNotRegular(handle, path);
     if (length > maxBytes) {
       throw new TokenSourceError(
         'TOKEN_TOO_LARGE',
@@ -88,7 +94,11 @@ export async function readTokenFileTimed(fs: TokenFileSystem, path: string, maxB
     }
     return { text, modifiedAt: withTime() ? await modifiedAt(handle) : undefined };
   } catch (error) {
-    throw error instanceof TokenSourceError ? error : fileError(error, path);
+    if (error instanceof TokenSourceError) throw error;
+    // EAGAIN, ESPIPE: a FIFO or socket (a folder gives EISDIR, named as such).
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code === 'EAGAIN' || code === 'EWOULDBLOCK' || code === 'ESPIPE') await refuseIfNotRegular(handle, path);
+    throw fileError(error, path);
   } finally {
     await handle.close().catch(() => {});
   }
@@ -101,6 +111,24 @@ async function modifiedAt(handle: TokenFileHandle): Promise<number | undefined> 
     return Number.isFinite(mtime) ? mtime : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Throws `TOKEN_FILE_UNREADABLE` when the open file is not a regular file (a FIFO, a socket, a device). */
+async function refuseIfNotRegular(handle: TokenFileHandle, path: string): Promise<void> {
+  let regular = true;
+  try {
+    const stats = await handle.stat?.();
+    if (typeof stats?.isFile === 'function') regular = stats.isFile();
+  } catch {
+    return; // cannot tell: the caller's own error stands
+  }
+  if (!regular) {
+    throw new TokenSourceError(
+      'TOKEN_FILE_UNREADABLE',
+      `Token file ${path} cannot be read: it is not a regular file (a FIFO, socket or device); check the path points at a token.`,
+      { path },
+    );
   }
 }
 
