@@ -1,6 +1,6 @@
 // status() and readiness() as a pod uses them: a readinessProbe calling a node:http server
 // over loopback, with sources over real files in the kubelet's layout.
-import { FileTokenSource, readiness, staticTokenSource, type ReadinessReport } from '@podtoken/core';
+import { createTokenSources, FileTokenSource, readiness, staticTokenSource, type ReadinessReport } from '@podtoken/core';
 import { createIssuer, FakeKubelet, ProjectedVolume, type Issuer } from '@podtoken/testing';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
@@ -96,6 +96,26 @@ describe('readiness(...sources) behind a real HTTP server', () => {
     const check = readiness(source).check();
     expect(check).toMatchObject({ ready: false, failing: [volume.path('token')] });
     expect(check.sources[0]).toMatchObject({ state: 'failing', serving: false, lastError: { code: 'TOKEN_AUDIENCE_MISMATCH' } });
+  });
+
+  it('takes what createTokenSources() returns, each source named by its key', async () => {
+    const dir = await tempDir();
+    const volume = new ProjectedVolume({ dir });
+    await volume.write({ token: await issuer.mint({ audience: 'vault', expirationSeconds: 600 }) });
+    const tokens = createTokenSources({
+      vault: { path: volume.path('token'), audience: 'vault', pollInterval: 0 },
+      partner: { path: join(dir, 'partner-token'), pollInterval: 0 },
+    });
+    defer(() => tokens.close());
+    await tokens.get('vault').ready();
+    expect(readiness(tokens).check()).toMatchObject({
+      ready: false,
+      failing: ['partner'],
+      sources: [
+        { name: 'vault', state: 'ok' },
+        { name: 'partner', state: 'loading' },
+      ],
+    });
   });
 
   it('refuses to be built without sources, or with something that has no status()', () => {

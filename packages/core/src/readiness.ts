@@ -3,6 +3,12 @@ import type { TokenSource, TokenSourceState, TokenSourceStatus } from './tokenSo
 /** A source {@link readiness} can report on: anything with `status()`, such as a {@link FileTokenSource}. */
 export type StatusSource = Pick<Required<TokenSource>, 'status'>;
 
+/** Named sources, such as what `createTokenSources()` returns: {@link readiness} reports on each. */
+export interface StatusSourceCollection {
+  readonly names: readonly string[];
+  get(name: string): StatusSource;
+}
+
 /** One source's line in a {@link ReadinessReport}: its status, with dates as ISO strings. */
 export interface ReadinessEntry {
   readonly name: string;
@@ -44,6 +50,7 @@ export interface ReadinessHandler {
 /**
  * A handler for a pod's `readinessProbe`: answers `200` when every source serves a token
  * and `503` when one does not (still loading, expired, failing with no token, closed),
+ * for the sources given one by one or as a collection (what `createTokenSources()` returns),
  * with a JSON {@link ReadinessReport} naming the failing sources. The body holds each
  * source's state, remaining lifetime, age and last error code: never a token.
  *
@@ -63,7 +70,8 @@ export interface ReadinessHandler {
  * // readinessProbe: { httpGet: { path: /ready, port: 8081 } }
  * ```
  */
-export function readiness(...sources: StatusSource[]): ReadinessHandler {
+export function readiness(...given: Array<StatusSource | StatusSourceCollection>): ReadinessHandler {
+  const sources = given.flatMap((item) => (isCollection(item) ? item.names.map((name) => item.get(name)) : [item]));
   if (sources.length === 0) throw new TypeError('readiness: give at least one source');
   for (const [index, source] of sources.entries()) {
     if (typeof source !== 'object' || source === null || typeof source.status !== 'function') {
@@ -93,6 +101,11 @@ export function readiness(...sources: StatusSource[]): ReadinessHandler {
   }) as ReadinessHandler;
   handler.check = check;
   return handler;
+}
+
+function isCollection(value: unknown): value is StatusSourceCollection {
+  const candidate = value as Partial<StatusSourceCollection> | null;
+  return typeof candidate === 'object' && candidate !== null && Array.isArray(candidate.names) && typeof candidate.get === 'function' && typeof (candidate as Partial<StatusSource>).status !== 'function';
 }
 
 function entry(status: TokenSourceStatus): ReadinessEntry {
