@@ -190,7 +190,6 @@ describe('grpc: rotation storm', () => {
             const code = (error as ServiceError).code;
             if (code === status.UNAUTHENTICATED) {
               tally.refused += 1;
-              // Two swaps during one call can make the retry's token stale too.
               if (performance.now() - started > EVERY) tally.refusedSlow += 1;
             } else tally.other.push(String(code));
           }
@@ -204,10 +203,16 @@ describe('grpc: rotation storm', () => {
         `(${tally.refusedSlow} slower than ${EVERY} ms); server refused ${revoked} calls with a just-revoked token, each retried by the interceptor; ${server.counts.missing} without a token`,
     );
     expect(rotations).toBeGreaterThan(10);
-    expect(revoked, 'calls refused in flight: the retry path ran').toBeGreaterThan(0);
     expect(tally.other).toEqual([]);
-    expect(tally.refused - tally.refusedSlow, 'refused calls that took less than a rotation interval').toBe(0);
     expect(server.counts.missing).toBe(0);
+    // Every refusal is of a revoked token, and the re-read after it always finds a newer one
+    // (a token is revoked only after its successor is on disk): so each call that reaches its
+    // caller refused was refused twice, once per attempt, and the rest were saved by the retry.
+    // (On a loaded machine the app's loop can learn of two swaps at once, revoking a retry's
+    // token too: such calls are counted, not forbidden; the retry must still have run.)
+    expect(server.log.filter((e) => e.outcome !== 'ok' && e.reason !== 'revoked')).toEqual([]);
+    expect(revoked, 'each call that ended refused was sent twice').toBeGreaterThanOrEqual(2 * tally.refused);
+    expect(revoked - 2 * tally.refused, 'calls refused in flight and saved by the retry').toBeGreaterThan(0);
   });
 
   it(`${CALLERS} unary callers, a rotation every ${ROTATE_EVERY_MS} ms for ${STORM_MS / 1000} s, each token revoked ${REVOKE_AFTER_MS} ms after its swap: no call refused`, { timeout: 60_000 }, async () => {
