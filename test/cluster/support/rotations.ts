@@ -16,6 +16,8 @@ export interface Receiver {
   readonly counts: { ok: number; refused: number };
   /** The ids of the tokens each mode accepted. */
   readonly accepted: Record<VerifyMode, Set<string>>;
+  /** The ids of the tokens accepted from each loop, by the tag the loop sent along (`<client> <mode>`). */
+  readonly acceptedFrom: Map<string, Set<string>>;
 }
 
 /** What one client × mode loop of {@link callAcrossRotations} counted. */
@@ -28,8 +30,11 @@ export interface Tally {
 /**
  * Runs every client against both modes, each in a loop of back-to-back calls, while
  * `kubelet` rotates the token `rotations` times; each rotation waits until the receiver has
- * accepted the new token in both modes. A client resolves `true` when accepted, `false` when
- * refused (401, UNAUTHENTICATED), and throws on anything else.
+ * accepted the new token from every loop (an older token stays valid until its `exp`, so a
+ * client stuck on one would pass for a while). A client is called with the mode and the
+ * loop's tag (`<client> <mode>`), which it sends along for the receiver's `acceptedFrom`; it
+ * resolves `true` when accepted, `false` when refused (401, UNAUTHENTICATED), and throws on
+ * anything else.
  *
  * Returns each loop's tally (by `<client> <mode>`) and the tokens written, the first one
  * included, in order: their ids, and their text for checks that must not find it anywhere.
@@ -37,7 +42,7 @@ export interface Tally {
 export async function callAcrossRotations(
   kubelet: Kubelet,
   receiver: Receiver,
-  clients: Record<string, (mode: VerifyMode) => Promise<boolean>>,
+  clients: Record<string, (mode: VerifyMode, tag: string) => Promise<boolean>>,
   rotations: number,
 ): Promise<{ tally: Map<string, Tally>; ids: string[]; tokens: string[] }> {
   const tally = new Map<string, Tally>();
@@ -45,11 +50,12 @@ export async function callAcrossRotations(
   defer(() => void (running = false));
   const loops = Object.entries(clients).flatMap(([name, call]) =>
     VERIFY_MODES.map(async (mode) => {
+      const tag = `${name} ${mode}`;
       const counts: Tally = { ok: 0, refused: 0, errors: [] };
-      tally.set(`${name} ${mode}`, counts);
+      tally.set(tag, counts);
       while (running) {
         try {
-          if (await call(mode)) counts.ok += 1;
+          if (await call(mode, tag)) counts.ok += 1;
           else counts.refused += 1;
         } catch (error) {
           counts.errors.push(error instanceof Error ? error.message : String(error));
@@ -66,7 +72,7 @@ export async function callAcrossRotations(
       const token = await fileToken(kubelet.path);
       tokens.push(token);
       const id = tokenId(token);
-      await until(`rotation ${i}'s token accepted in both modes`, () => VERIFY_MODES.every((mode) => receiver.accepted[mode].has(id)));
+      await until(`rotation ${i}'s token accepted from every loop`, () => [...tally.keys()].every((tag) => receiver.acceptedFrom.get(tag)?.has(id) === true));
     }
     await sleep(300);
   } finally {
@@ -76,12 +82,13 @@ export async function callAcrossRotations(
   return { tally, ids: tokens.map(tokenId), tokens };
 }
 
-/** Every loop made calls, none was refused or failed; the receiver accepted every rotation's token in both modes and refused nothing. */
+/** Every loop made calls, none was refused or failed, and every rotation's token was accepted from it; the receiver refused nothing. */
 export function expectNoneRefused(receiver: Receiver, tally: Map<string, Tally>, ids: readonly string[]): void {
   for (const [name, counts] of tally) {
     expect(counts.errors, name).toEqual([]);
     expect(counts.refused, `${name}: refused`).toBe(0);
     expect(counts.ok, `${name}: calls made`).toBeGreaterThan(0);
+    expect([...(receiver.acceptedFrom.get(name) ?? [])].sort(), `${name}: tokens accepted`).toEqual([...ids].sort());
   }
   expect(receiver.counts.refused).toBe(0);
   for (const mode of VERIFY_MODES) expect([...receiver.accepted[mode]].sort()).toEqual([...ids].sort());

@@ -12,7 +12,7 @@ import type { Receiver, VerifyMode } from './rotations.js';
 // the API server's OIDC discovery document and JWKS (jose) at `/oidc`.
 
 export interface VerifyingService extends Receiver {
-  /** `http://127.0.0.1:<port>`: call `${url}/tokenreview` or `${url}/oidc`. */
+  /** `http://127.0.0.1:<port>`: call `${url}/tokenreview` or `${url}/oidc`, with `?loop=<tag>` for `acceptedFrom`. */
   readonly url: string;
   /** The service's verdict on a token, without a request. */
   readonly verify: Record<VerifyMode, (token: string) => Promise<boolean>>;
@@ -63,13 +63,17 @@ export async function startVerifyingService(audience: string): Promise<Verifying
   };
   const counts = { ok: 0, refused: 0 };
   const accepted: Record<VerifyMode, Set<string>> = { tokenreview: new Set(), oidc: new Set() };
+  const acceptedFrom = new Map<string, Set<string>>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const mode = req.url?.slice(1) as VerifyMode;
+    const url = new URL(req.url ?? '/', 'http://service');
+    const mode = url.pathname.slice(1) as VerifyMode;
+    const loop = url.searchParams.get('loop');
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     void (token !== undefined && mode in verify ? verify[mode](token) : Promise.resolve(false)).then((ok) => {
       if (ok) {
         counts.ok += 1;
         accepted[mode].add(tokenId(token!));
+        if (loop !== null) acceptedFrom.set(loop, (acceptedFrom.get(loop) ?? new Set()).add(tokenId(token!)));
         res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
       } else {
         counts.refused += 1;
@@ -79,19 +83,22 @@ export async function startVerifyingService(audience: string): Promise<Verifying
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, counts, accepted, verify };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, counts, accepted, acceptedFrom, verify };
 }
 
 /**
  * HTTP clients (each answering a URL with the response's status) as `callAcrossRotations`'
  * clients of `service`: 200 is accepted, 401 refused, anything else an error.
  */
-export function httpClients(service: VerifyingService, clients: Record<string, (url: string) => Promise<number>>): Record<string, (mode: VerifyMode) => Promise<boolean>> {
+export function httpClients(
+  service: VerifyingService,
+  clients: Record<string, (url: string) => Promise<number>>,
+): Record<string, (mode: VerifyMode, tag: string) => Promise<boolean>> {
   return Object.fromEntries(
     Object.entries(clients).map(([name, call]) => [
       name,
-      async (mode: VerifyMode) => {
-        const status = await call(`${service.url}/${mode}`);
+      async (mode: VerifyMode, tag: string) => {
+        const status = await call(`${service.url}/${mode}?loop=${encodeURIComponent(tag)}`);
         if (status === 200 || status === 401) return status === 200;
         throw new Error(`HTTP ${status}`);
       },
