@@ -1,10 +1,22 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { withTokenSource as withAxios } from '@podtoken/axios';
-import { FileTokenSource, isTokenSourceError } from '@podtoken/core';
+import {
+  DIAGNOSTICS_CHANNELS,
+  FileTokenSource,
+  decodeToken,
+  isTokenSourceError,
+  readiness,
+  type DiagnosticsChannelName,
+  type ReadinessReport,
+  type TokenRefreshedMessage,
+  type TokenSourceState,
+} from '@podtoken/core';
 import { withTokenSource as withFetch } from '@podtoken/fetch';
 import { withTokenSource as withGot } from '@podtoken/got';
 import {
@@ -21,6 +33,7 @@ import axios, { AxiosHeaders, type AxiosAdapter } from 'axios';
 import got from 'got';
 import type { DemoIO } from './demoIO.js';
 import { HELP_OPTION, UsageError, fraction, integer, seconds, usageFailure } from './internal/args.js';
+import { leaksToken, matchKubelet, recordEvents } from './internal/events.js';
 import { formatMs, formatTable } from './internal/format.js';
 import { createStyle, printable, type Style } from './internal/style.js';
 
@@ -32,7 +45,8 @@ writing short-lived tokens into a temporary projected volume (the real atomic-wr
 layout, on disk), a server that verifies every token against the issuer's keys, and an
 app calling it through the axios, got and fetch adapters. Shows rotations, requests and
 how fast each new token reaches the server, then a summary whose counts are checked
-against the server's own.
+against the server's own, with what an operator would see: the events core published
+on node:diagnostics_channel and the answer of a readiness endpoint.
 
 Options:
   --duration <s>      how long the app sends requests (default 20)
@@ -43,8 +57,9 @@ Options:
   --json              no live display; print the result as JSON at the end
   -h, --help          show this help
 
-Exit codes: 0 when every request was authenticated and the counts match the server's,
-1 otherwise, 2 usage error.
+Exit codes: 0 when every request was authenticated, the counts match the server's, the
+readiness endpoint answered 200 and the events match the kubelet's rotations and hold no
+token; 1 otherwise; 2 usage error.
 `;
 
 /** The HTTP clients the demo's app uses, each through its podtoken adapter. */
@@ -101,6 +116,31 @@ export interface DemoOptions {
   progressInterval?: number;
 }
 
+/**
+ * Messages core published on its `node:diagnostics_channel` channels about the demo's
+ * source, by channel name (`podtoken:token:refreshed`…); every channel is listed.
+ */
+export type DemoEventCounts = Readonly<Record<DiagnosticsChannelName, number>>;
+
+/** The source's health as `source.status()` tells it: no token. */
+export interface DemoSourceStatus {
+  readonly state: TokenSourceState;
+  /** Milliseconds until the token in memory expires. */
+  readonly expiresIn?: number;
+}
+
+/** The demo's readiness endpoint (`readiness(source)` on 127.0.0.1), fetched once over HTTP at the end. */
+export interface DemoReadiness {
+  /** The HTTP status; 0 when no answer came. */
+  readonly status: number;
+  /** `ready` from the JSON body. */
+  readonly ready?: boolean;
+  /** The source's `state` from the body. */
+  readonly state?: TokenSourceState;
+  /** The source's `expiresIn` from the body, in ms. */
+  readonly expiresIn?: number;
+}
+
 /** A snapshot while the demo runs. */
 export interface DemoProgress {
   readonly elapsedMs: number;
@@ -112,6 +152,10 @@ export interface DemoProgress {
   readonly server: Readonly<TokenServerCounts>;
   /** The latest measured pickup latency, in ms. */
   readonly lastPickupMs: number | undefined;
+  /** The app's source, from `status()`. */
+  readonly source: DemoSourceStatus;
+  /** Events so far. */
+  readonly events: DemoEventCounts;
 }
 
 /** Latencies in ms, nearest-rank percentiles of measured samples. */
@@ -159,7 +203,29 @@ export interface DemoResult {
   readonly pickupMs?: LatencySummary;
   /** Reload latency: from the `..data` swap to the new token in the app's `FileTokenSource`. */
   readonly reloadMs?: LatencySummary;
-  /** At least one request, every one authenticated, no call failed, and the counts match. */
+  /** Events core published about the app's source while it ran (subscribed before it was created). */
+  readonly events: DemoEventCounts;
+  /** Tokens the fake kubelet wrote while the app's source was open, the first included. */
+  readonly tokensWritten: number;
+  /**
+   * Tokens the kubelet replaced before the app's source read them (normal for the SDK: it
+   * only needs the newest; a sign of a machine too busy to run the watch in time).
+   */
+  readonly skippedTokens: number;
+  /**
+   * `token:loaded` named the kubelet's first token, and each `token:refreshed` a later one,
+   * each once and in the order written (matched by their `exp`), ending on the last one:
+   * one `token:refreshed` per token written after the first, less {@link skippedTokens}.
+   */
+  readonly eventsMatchKubelet: boolean;
+  /** No event message, nor the readiness body, holds a token's text (rendered with `util.inspect` and JSON). */
+  readonly eventsHoldNoToken: boolean;
+  /** The readiness endpoint's answer at the end. */
+  readonly readiness: DemoReadiness;
+  /**
+   * At least one request, every one authenticated, no call failed, the counts match,
+   * readiness answered 200, and the events match the kubelet and hold no token.
+   */
   readonly passed: boolean;
 }
 
@@ -230,19 +296,39 @@ export async function runDemoScenario(options: DemoOptions = {}): Promise<DemoRe
       mint: { namespace: 'demo', serviceAccount: 'demo-app', pod: 'demo-app-0', node: 'node-1' },
       files: { namespace: 'demo' },
     });
-    const swaps: Array<{ id: string; swappedAt: number }> = [];
-    kubelet.onRotate((rotation) => swaps.push({ id: tokenId(rotation.token), swappedAt: rotation.swappedAt }));
+    const swaps: Array<{ id: string; token: string; swappedAt: number }> = [];
+    kubelet.onRotate((rotation) => swaps.push({ id: tokenId(rotation.token), token: rotation.token, swappedAt: rotation.swappedAt }));
     cleanups.push(async () => {
       kubelet.stop();
       // stop() lets a write in progress finish, and that write would recreate the folder
       // after it is removed. A rotate() queues behind it: once it resolves, nothing writes.
       await kubelet.rotate().catch(() => {});
     });
+    // What an operator would subscribe to, from before the source exists so that its
+    // token:loaded counts. The channels are process-wide: keep only this source's events.
+    const sourcePath = resolve(kubelet.path);
+    const events = recordEvents((message) => {
+      const m = message as { source?: { path?: unknown }; folder?: unknown } | null;
+      return m?.source?.path === sourcePath || (typeof m?.folder === 'string' && m.folder.startsWith(dir));
+    });
+    cleanups.push(() => events.close());
+
     // The first token, without a schedule yet: the clients warm up on it first.
     await kubelet.rotate();
 
-    const source = new FileTokenSource({ path: kubelet.path, audience: AUDIENCE, readyTimeout: 10_000 });
+    const source = new FileTokenSource({ path: kubelet.path, audience: AUDIENCE, readyTimeout: 10_000, name: 'demo-app' });
     cleanups.push(() => source.close());
+    // A readinessProbe's endpoint, as a pod would serve it.
+    const probe = createServer(readiness(source));
+    await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(0, '127.0.0.1', resolve));
+    cleanups.push(
+      () =>
+        new Promise((resolve) => {
+          probe.closeAllConnections();
+          probe.close(resolve);
+        }),
+    );
+    const readinessUrl = `http://127.0.0.1:${(probe.address() as AddressInfo).port}/ready`;
     const reloadedAt = new Map<string, number>();
     source.onRefresh((token) => reloadedAt.set(tokenId(token.value), performance.now()));
     await source.ready();
@@ -267,17 +353,7 @@ export async function runDemoScenario(options: DemoOptions = {}): Promise<DemoRe
 
     // Now the kubelet's schedule starts, with a fresh token the app holds before the load begins.
     const fresh = await kubelet.start();
-    await Promise.race([
-      new Promise<void>((resolve) => {
-        if (source.current?.value === fresh.token) return resolve();
-        const off = source.onRefresh((token) => {
-          if (token.value !== fresh.token) return;
-          off();
-          resolve();
-        });
-      }),
-      sleep(5_000, undefined, { ref: false }),
-    ]);
+    await holding(source, fresh.token, 5_000);
     // Rotations from here on happen under load; they are the ones measured.
     const measuredFrom = swaps.length;
     const latencies = (seenAt: ReadonlyMap<string, number>): number[] => {
@@ -306,6 +382,8 @@ export async function runDemoScenario(options: DemoOptions = {}): Promise<DemoRe
         clients: CLIENTS.map((client) => ({ ...stats.get(client)!, errorCodes: { ...stats.get(client)!.errorCodes } })),
         server: server.counts,
         lastPickupMs: latest,
+        source: sourceStatus(source),
+        events: events.counts(),
       };
     };
     const ticker = options.onProgress === undefined ? undefined : setInterval(() => options.onProgress!(progress()), options.progressInterval ?? 1000);
@@ -329,7 +407,18 @@ export async function runDemoScenario(options: DemoOptions = {}): Promise<DemoRe
     clearInterval(ticker);
     await Promise.all(workers);
     const elapsedMs = performance.now() - started;
-    kubelet.stop();
+    // Once the kubelet's last write has finished, give the source a moment to read it, so
+    // that every token written has had its chance to be an event.
+    await kubelet.stop();
+    await holding(source, swaps.at(-1)!.token, 2_000);
+    const probed = await probeReadiness(readinessUrl);
+    const eventCounts = events.counts();
+    const tokenEvents = events.messages.filter((m) => m.channel === DIAGNOSTICS_CHANNELS.tokenLoaded || m.channel === DIAGNOSTICS_CHANNELS.tokenRefreshed);
+    const eventMatch = matchKubelet(
+      swaps.map((swap) => decodeToken(swap.token).expiresAt?.getTime()),
+      tokenEvents.map((m) => ({ loaded: m.channel === DIAGNOSTICS_CHANNELS.tokenLoaded, exp: (m.message as TokenRefreshedMessage).token.expiresAt?.getTime() })),
+    );
+    const eventsHoldNoToken = !leaksToken([...events.messages.map((m) => m.message), probed.body], swaps.map((swap) => swap.token));
 
     // Every request has been answered, and the server counts before it answers.
     const serverCounts = server.counts;
@@ -371,8 +460,17 @@ export async function runDemoScenario(options: DemoOptions = {}): Promise<DemoRe
       pickedUp: pickups.length,
       ...(pickups.length === 0 ? {} : { pickupMs: summarize(pickups) }),
       ...(reloads.length === 0 ? {} : { reloadMs: summarize(reloads) }),
+      events: eventCounts,
+      tokensWritten: swaps.length,
+      skippedTokens: eventMatch.skipped,
+      eventsMatchKubelet: eventMatch.matches,
+      eventsHoldNoToken,
+      readiness: probed.readiness,
       passed:
         countsMatch &&
+        eventMatch.matches &&
+        eventsHoldNoToken &&
+        probed.readiness.status === 200 &&
         total.requests > 0 &&
         total.ok === total.requests &&
         total.unauthorized === 0 &&
@@ -564,6 +662,52 @@ function withExactExpiry(issuer: Issuer, onMint: (token: string, ttlMs: number) 
   };
 }
 
+/** Resolves once `source` holds `token`, or after `timeout` ms. */
+async function holding(source: FileTokenSource, token: string, timeout: number): Promise<void> {
+  let off = () => {};
+  await Promise.race([
+    new Promise<void>((resolve) => {
+      if (source.current?.value === token) return resolve();
+      off = source.onRefresh((loaded) => {
+        if (loaded.value === token) resolve();
+      });
+    }),
+    sleep(timeout, undefined, { ref: false }),
+  ]);
+  off();
+}
+
+function sourceStatus(source: FileTokenSource): DemoSourceStatus {
+  const { state, expiresIn } = source.status();
+  return expiresIn === undefined ? { state } : { state, expiresIn };
+}
+
+// Over real HTTP, as the kubelet's probe would. The body is read for state and expiresIn only.
+async function probeReadiness(url: string): Promise<{ readiness: DemoReadiness; body: string }> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+    const body = await response.text();
+    let report: Partial<ReadinessReport> | undefined;
+    try {
+      report = JSON.parse(body) as Partial<ReadinessReport>;
+    } catch {
+      report = undefined;
+    }
+    const entry = Array.isArray(report?.sources) ? report.sources[0] : undefined;
+    return {
+      body,
+      readiness: {
+        status: response.status,
+        ...(typeof report?.ready === 'boolean' ? { ready: report.ready } : {}),
+        ...(typeof entry?.state === 'string' ? { state: entry.state } : {}),
+        ...(typeof entry?.expiresIn === 'number' ? { expiresIn: entry.expiresIn } : {}),
+      },
+    };
+  } catch {
+    return { body: '', readiness: { status: 0 } };
+  }
+}
+
 function emptyStats(client: DemoClientStats['client']): DemoClientStats {
   return { client, requests: 0, ok: 0, unauthorized: 0, withoutToken: 0, other: 0, errors: 0, errorCodes: {} };
 }
@@ -600,7 +744,8 @@ function renderProgressLine(p: DemoProgress): string {
   const elapsed = `${(p.elapsedMs / 1000).toFixed(1)}s`.padStart(6);
   return (
     `[${elapsed}] rotations ${p.rotations} | requests ${t.requests}: ok ${t.ok}, 401 ${t.unauthorized}, without token ${t.withoutToken}, errors ${t.errors}` +
-    ` | last pickup ${p.lastPickupMs === undefined ? '-' : formatMs(p.lastPickupMs)}`
+    ` | last pickup ${p.lastPickupMs === undefined ? '-' : formatMs(p.lastPickupMs)}` +
+    ` | source ${sourceText(p.source)}, ${p.events[DIAGNOSTICS_CHANNELS.tokenRefreshed]} token:refreshed`
   );
 }
 
@@ -615,9 +760,36 @@ function renderLive(p: DemoProgress, options: { duration: number }, style: Style
   ];
   return [
     `  ${bar} ${(p.elapsedMs / 1000).toFixed(1)} / ${options.duration} s`,
-    `  rotations ${style.bold(String(p.rotations))}   last pickup ${style.bold(p.lastPickupMs === undefined ? '-' : formatMs(p.lastPickupMs))}`,
+    `  rotations ${style.bold(String(p.rotations))}   last pickup ${style.bold(p.lastPickupMs === undefined ? '-' : formatMs(p.lastPickupMs))}   source ${style.bold(sourceText(p.source))}`,
+    `  events ${eventsText(p.events)}`,
     ...formatTable(rows, new Set([1, 2, 3, 4, 5])).map((line, i) => `  ${i === 0 ? style.dim(line) : line}`),
   ];
+}
+
+function sourceText(status: DemoSourceStatus): string {
+  return `${status.state}${status.expiresIn === undefined ? '' : `, expires in ${(status.expiresIn / 1000).toFixed(1)}s`}`;
+}
+
+// The channels a newcomer should look at first, always shown; any other with events after them.
+const KEY_CHANNELS: readonly DiagnosticsChannelName[] = [
+  DIAGNOSTICS_CHANNELS.tokenRefreshed,
+  DIAGNOSTICS_CHANNELS.tokenLoaded,
+  DIAGNOSTICS_CHANNELS.readFailed,
+  DIAGNOSTICS_CHANNELS.requestUnauthorized,
+];
+
+function eventsText(counts: DemoEventCounts): string {
+  const others = (Object.keys(counts) as DiagnosticsChannelName[]).filter((name) => !KEY_CHANNELS.includes(name) && counts[name] > 0);
+  return [...KEY_CHANNELS, ...others].map((name) => `${counts[name]} ${name.replace(/^podtoken:/, '')}`).join(', ');
+}
+
+function readinessText(r: DemoReadiness, style: Style): string {
+  if (r.status === 0) return style.red('GET /ready got no answer ✗');
+  const detail = [r.state === undefined ? undefined : printable(r.state), r.expiresIn === undefined ? undefined : `expires in ${(r.expiresIn / 1000).toFixed(1)}s`]
+    .filter((part) => part !== undefined)
+    .join(', ');
+  const text = `GET /ready answered ${r.status}${detail === '' ? '' : ` (demo-app: ${detail})`}`;
+  return r.status === 200 ? style.green(`${text} ✓`) : style.red(`${text} ✗`);
 }
 
 /** The summary table printed at the end of `podtoken-demo`. */
@@ -655,6 +827,18 @@ function renderDemoSummary(r: DemoResult, style: Style): string {
       `  late rotations   ${style.yellow(String(r.lateRotations))}: the fake kubelet wrote a token up to ${formatMs(r.maxLateMs ?? 0)} after the previous one expired (this machine was too busy); calls in that gap fail with TOKEN_EXPIRED. Try a longer --token-ttl.`,
     );
   }
+  const refreshed = r.events[DIAGNOSTICS_CHANNELS.tokenRefreshed];
+  const skipped = r.skippedTokens === 0 ? '' : `; ${r.skippedTokens} replaced before the app read ${r.skippedTokens === 1 ? 'it' : 'them'}`;
+  lines.push(
+    `  events           ${eventsText(r.events)}`,
+    `                   ${
+      r.eventsMatchKubelet
+        ? style.green(`${refreshed} token:refreshed for the ${r.tokensWritten - 1} tokens the fake kubelet wrote after the first${skipped}, each matched by its exp ✓`)
+        : style.red(`${refreshed} token:refreshed DO NOT match the ${r.tokensWritten - 1} tokens the fake kubelet wrote after the first ✗`)
+    }`,
+    `                   ${r.eventsHoldNoToken ? style.green('no event message holds a token ✓') : style.red('an event message or the readiness body HOLDS a token ✗')}`,
+    `  readiness        ${readinessText(r.readiness, style)}`,
+  );
   const codes = Object.entries(r.total.errorCodes);
   if (codes.length > 0) lines.push(`  errors           ${codes.map(([code, n]) => `${printable(code)} ×${n}`).join(', ')}`);
   if (r.total.other > 0) lines.push(`  other statuses   ${r.total.other}`);
@@ -663,7 +847,13 @@ function renderDemoSummary(r: DemoResult, style: Style): string {
     `  result           ${
       r.passed
         ? style.green('✓ every request was authenticated')
-        : style.red(r.total.requests === 0 ? '✗ no request was made' : '✗ some requests failed authentication or never got an answer')
+        : style.red(
+            r.total.requests === 0
+              ? '✗ no request was made'
+              : r.total.ok !== r.total.requests || r.total.errors > 0
+                ? '✗ some requests failed authentication or never got an answer'
+                : '✗ every request was authenticated, but a check above failed',
+          )
     }`,
     '',
   );

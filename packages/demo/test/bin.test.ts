@@ -57,6 +57,9 @@ describe('the podtoken-demo bin', () => {
     const total = summaryRow(out, 'total')!;
     expect(total[0]).toBeGreaterThan(0);
     expect(summaryRow(out, 'server')).toEqual(total.slice(0, 4));
+    // Interrupted, the source is still open when the readiness endpoint is asked.
+    expect(out).toMatch(/^ {2}readiness +GET \/ready answered 200 /m);
+    expect(out).toContain('no event message holds a token ✓');
     expect(await readdir(temp)).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { runDemo, runDemoScenario } from '../src/demo.js';
+import { DIAGNOSTICS_CHANNELS } from '@podtoken/core';
+import { runDemo, runDemoScenario, type DemoResult } from '../src/demo.js';
 import { capture, summaryRow } from './helpers.js';
 
 describe('podtoken-demo', () => {
@@ -30,6 +31,35 @@ describe('podtoken-demo', () => {
     expect(out).toMatch(/pickup latency +p50 [\d.]+m?s {2}p99 [\d.]+m?s {2}max [\d.]+m?s/);
     expect(out).toContain("client totals equal the server's own counts ✓");
     expect(out).toContain('✓ every request was authenticated');
+
+    // What an operator sees: core's events for the source, checked against the kubelet,
+    // and the readiness endpoint's answer over HTTP.
+    expect(out).toMatch(/\| source ok, expires in [\d.]+s, \d+ token:refreshed$/m);
+    const events = /^ {2}events +(\d+) token:refreshed, 1 token:loaded, 0 read:failed, 0 request:unauthorized(, \d+ read:finished)?$/m.exec(out);
+    expect(events).not.toBeNull();
+    // One token:refreshed per rotation under load, plus the one that started the kubelet's schedule.
+    const refreshed = /(\d+) token:refreshed for the (\d+) tokens the fake kubelet wrote after the first, each matched by its exp ✓/.exec(out);
+    expect(Number(refreshed?.[1])).toBe(Number(events?.[1]));
+    expect(Number(refreshed?.[2])).toBe(Number(rotations?.[1]) + 1);
+    expect(out).toContain('no event message holds a token ✓');
+    expect(out).toMatch(/^ {2}readiness +GET \/ready answered 200 \(demo-app: ok, expires in [\d.]+s\) ✓$/m);
+  });
+
+  it('prints the events and the readiness answer in --json', async () => {
+    const io = capture();
+    const code = await runDemo(['--duration', '1', '--token-ttl', '4', '--rotate-after', '0.2', '--concurrency', '1', '--json'], io);
+    if (code !== 0) console.log('demo output (holds no token):', io.out(), io.err());
+    expect(code).toBe(0);
+    const result = JSON.parse(io.out()) as DemoResult;
+    expect(Object.keys(result.events).sort()).toEqual(Object.values(DIAGNOSTICS_CHANNELS).sort());
+    expect(result.events['podtoken:token:loaded']).toBe(1);
+    expect(result.events['podtoken:read:failed']).toBe(0);
+    expect(result.events['podtoken:request:unauthorized']).toBe(0);
+    expect(result.events['podtoken:token:refreshed']).toBe(result.tokensWritten - 1 - result.skippedTokens);
+    expect(result.events['podtoken:token:refreshed']).toBeGreaterThanOrEqual(1);
+    expect(result).toMatchObject({ eventsMatchKubelet: true, eventsHoldNoToken: true, readiness: { status: 200, ready: true, state: 'ok' } });
+    expect(result.readiness.expiresIn).toBeGreaterThan(0);
+    expect(result.readiness.expiresIn).toBeLessThanOrEqual(4_000);
   });
 
   it('stops early on the signal and reports it as interrupted, counts still matching', async () => {
@@ -51,6 +81,9 @@ describe('podtoken-demo', () => {
     expect(result.elapsedMs).toBeLessThan(60_000);
     expect(result.countsMatch).toBe(true);
     expect(result.total.requests).toBe(result.server.ok + result.server.unauthorized + result.server.missing);
+    expect(result.readiness.status).toBe(200);
+    expect(result.eventsMatchKubelet).toBe(true);
+    expect(result.eventsHoldNoToken).toBe(true);
     expect(result.passed).toBe(true);
   });
 
