@@ -19,7 +19,7 @@ export interface TokenSource {
    * Adapters retry a request once when the token changed after this.
    */
   invalidate?(rejected: string): Promise<void>;
-  /** A name for logs, events and probes (a {@link FileTokenSource}'s `name` option, or its path). */
+  /** A name for logs, events and probes (a `FileTokenSource`'s `name` option, or its path). */
   readonly name?: string;
   /** How the source is doing now, for probes and dashboards: see {@link TokenSourceStatus}. */
   status?(): TokenSourceStatus;
