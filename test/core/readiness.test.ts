@@ -118,6 +118,26 @@ describe('readiness(...sources) behind a real HTTP server', () => {
     });
   });
 
+  it('with { isReady }, a stricter rule: a source failing to read is unready even with a good token', async () => {
+    const dir = await tempDir();
+    const volume = new ProjectedVolume({ dir });
+    const token = await issuer.mint({ audience: 'vault', expirationSeconds: 600 });
+    await volume.write({ token });
+    const source = new FileTokenSource({ path: volume.path('token'), name: 'vault', pollInterval: 0 });
+    defer(() => source.close());
+    await source.ready();
+    const strict = readiness(source, { isReady: (status) => status.state === 'ok' });
+    const lenient = readiness(source);
+    expect(strict.check().ready).toBe(true);
+    await volume.write({ token: 'not a token' });
+    await until('failing', () => source.status().state === 'failing');
+    expect(lenient.check()).toMatchObject({ ready: true, failing: [] });
+    expect(strict.check()).toMatchObject({ ready: false, failing: ['vault'], sources: [{ name: 'vault', state: 'failing', serving: true }] });
+    const url = await serve(strict);
+    expect((await fetch(url)).status).toBe(503);
+    expect(() => readiness(source, { isReady: 42 as never })).toThrow(/isReady must be a function/);
+  });
+
   it('refuses to be built without sources, or with something that has no status()', () => {
     expect(() => readiness()).toThrow(TypeError);
     expect(() => readiness({} as never)).toThrow(/source 0 has no status\(\)/);

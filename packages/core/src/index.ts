@@ -17,7 +17,7 @@ export { redactSecrets, REDACTED } from './redactSecrets.js';
 export type { RedactSecretsOptions, RedactSecretsResult } from './redactSecrets.js';
 export type { TokenSourceState, TokenSourceStatus } from './tokenSource.js';
 export { readiness } from './readiness.js';
-export type { ReadinessHandler, ReadinessReport, ReadinessEntry, ReadinessRequest, ReadinessResponse, StatusSource, StatusSourceCollection } from './readiness.js';
+export type { ReadinessHandler, ReadinessReport, ReadinessEntry, ReadinessRequest, ReadinessResponse, ReadinessOptions, StatusSource, StatusSourceCollection } from './readiness.js';
 export { DIAGNOSTICS_CHANNELS } from './diagnostics.js';
 export type {
   DiagnosticsChannelName,

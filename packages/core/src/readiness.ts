@@ -40,6 +40,17 @@ export interface ReadinessResponse {
   end(body?: string): unknown;
 }
 
+/** Options of {@link readiness}, given as its last argument. */
+export interface ReadinessOptions {
+  /**
+   * Whether a source counts as ready. The default, `status.serving`, keeps a source that
+   * holds a good token ready while its reads fail; `(status) => status.state === 'ok'` takes
+   * the pod out of service as soon as anything is wrong (a late kubelet included).
+   * @default (status) => status.serving
+   */
+  isReady?: (status: TokenSourceStatus) => boolean;
+}
+
 /** A `node:http` request handler for a readiness probe, with {@link ReadinessHandler.check} for other frameworks. */
 export interface ReadinessHandler {
   (request: ReadinessRequest, response: ReadinessResponse): void;
@@ -56,7 +67,8 @@ export interface ReadinessHandler {
  *
  * A source that fails to read its file while it still holds a good token stays ready (its
  * state says `failing`): taking every pod out of service because the kubelet is late would
- * turn a warning into an outage. Watch `state` in metrics for that (`@podtoken/otel`).
+ * turn a warning into an outage. Watch `state` in metrics for that (`@podtoken/otel`), or
+ * pass `{ isReady }` as the last argument for a stricter rule (see {@link ReadinessOptions}).
  *
  * `GET` and `HEAD` are answered; other methods get `405`. Answers are never cached.
  *
@@ -70,8 +82,12 @@ export interface ReadinessHandler {
  * // readinessProbe: { httpGet: { path: /ready, port: 8081 } }
  * ```
  */
-export function readiness(...given: Array<StatusSource | StatusSourceCollection>): ReadinessHandler {
-  const sources = given.flatMap((item) => (isCollection(item) ? item.names.map((name) => item.get(name)) : [item]));
+export function readiness(...given: Array<StatusSource | StatusSourceCollection | ReadinessOptions>): ReadinessHandler {
+  const last = given.at(-1);
+  const options: ReadinessOptions = isOptions(last) ? (given.pop() as ReadinessOptions) : {};
+  const isReady = options.isReady ?? ((status: TokenSourceStatus) => status.serving === true);
+  if (typeof isReady !== 'function') throw new TypeError('readiness: isReady must be a function of a status');
+  const sources = (given as Array<StatusSource | StatusSourceCollection>).flatMap((item) => (isCollection(item) ? item.names.map((name) => item.get(name)) : [item]));
   if (sources.length === 0) throw new TypeError('readiness: give at least one source');
   for (const [index, source] of sources.entries()) {
     if (typeof source !== 'object' || source === null || typeof source.status !== 'function') {
@@ -79,8 +95,9 @@ export function readiness(...given: Array<StatusSource | StatusSourceCollection>
     }
   }
   const check = (): ReadinessReport => {
-    const entries = sources.map((source) => entry(source.status()));
-    const failing = entries.filter((e) => !e.serving).map((e) => e.name);
+    const statuses = sources.map((source) => source.status());
+    const entries = statuses.map(entry);
+    const failing = entries.filter((_, index) => !isReady(statuses[index]!)).map((e) => e.name);
     return { ready: failing.length === 0, failing, sources: entries };
   };
   const handler = ((request: ReadinessRequest, response: ReadinessResponse) => {
@@ -101,6 +118,12 @@ export function readiness(...given: Array<StatusSource | StatusSourceCollection>
   }) as ReadinessHandler;
   handler.check = check;
   return handler;
+}
+
+function isOptions(value: unknown): value is ReadinessOptions {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Record<string, unknown>;
+  return typeof candidate['status'] !== 'function' && !Array.isArray(candidate['names']) && 'isReady' in candidate;
 }
 
 function isCollection(value: unknown): value is StatusSourceCollection {
