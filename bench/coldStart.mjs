@@ -1,4 +1,4 @@
-// Bench 6 — cold start: what a fresh process pays before it has a token. Short-lived
+// Bench 7 — cold start: what a fresh process pays before it has a token. Short-lived
 // processes (jobs, CLI tools, functions) pay it on every start.
 //
 // Each contender is a fresh `node` process, run ROUNDS times, interleaved with the others
@@ -55,7 +55,7 @@ function run(args) {
 }
 
 export async function coldStart() {
-  heading(`6. Cold start: fresh processes, ${ROUNDS} rounds, medians (whole process: wall time minus a bare \`node -e 0\` of the same round)`);
+  heading(`7. Cold start: fresh processes, ${ROUNDS} rounds, medians (whole process: wall time minus a bare \`node -e 0\` of the same round)`);
   const { dir, cleanup } = await tempDir('cold');
   const issuer = await createIssuer();
   const volume = new ProjectedVolume({ dir: join(dir, 'volume') });

@@ -1,4 +1,4 @@
-// Bench 8 — observability at no cost when unused: core publishes its events on
+// Bench 9 — observability at no cost when unused: core publishes its events on
 // node:diagnostics_channel only while a channel has subscribers.
 //
 //  - getToken(), the hot path, publishes nothing: timed with no subscriber and with a
@@ -32,7 +32,7 @@ async function timePerOp(run, batch) {
 }
 
 export async function diagnostics() {
-  heading('8. Observability: the cost of diagnostics_channel events, unused and used');
+  heading('9. Observability: the cost of diagnostics_channel events, unused and used');
   const { dir, cleanup } = await tempDir('diagnostics');
   const issuer = await createIssuer();
   const volume = new ProjectedVolume({ dir });
