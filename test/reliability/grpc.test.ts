@@ -47,6 +47,50 @@ function failure(promise: Promise<unknown>): Promise<ServiceError> {
   );
 }
 
+/** `CHANNELS` clients through @podtoken/grpc on one source, connected before the storm. */
+async function connectedClients(server: GrpcTokenServer, source: FileTokenSource): Promise<InstanceType<typeof EchoClient>[]> {
+  const tls = credentials.createSsl(Buffer.from(server.ca!));
+  const clients = Array.from({ length: CHANNELS }, () => {
+    const { credentials: creds, interceptors } = withTokenSource(tls, source);
+    return new EchoClient(server.address, creds, { interceptors });
+  });
+  defer(() => clients.forEach((c) => c.close()));
+  await Promise.all(clients.map((c) => echo(c)));
+  server.reset();
+  return clients;
+}
+
+/**
+ * `CALLERS` unary callers on `clients` for `durationMs`, each pausing `pause()` ms between
+ * calls; counts outcomes (codes only, never a message) and call latencies. A refusal of a call
+ * that took longer than `slowMs` is also counted as slow.
+ */
+async function storm(clients: InstanceType<typeof EchoClient>[], durationMs: number, pause: () => number, slowMs: number) {
+  const tally = { ok: 0, refused: 0, refusedSlow: 0, other: [] as string[] };
+  const latencies: number[] = [];
+  const end = performance.now() + durationMs;
+  await Promise.all(
+    Array.from({ length: CALLERS }, async (_, i) => {
+      while (performance.now() < end) {
+        await sleep(pause());
+        const started = performance.now();
+        try {
+          await echo(clients[i % CHANNELS]!);
+          tally.ok += 1;
+        } catch (error) {
+          const code = (error as ServiceError).code;
+          if (code === status.UNAUTHENTICATED) {
+            tally.refused += 1;
+            if (performance.now() - started > slowMs) tally.refusedSlow += 1;
+          } else tally.other.push(isTokenSourceError(error) ? error.code : String(code));
+        }
+        latencies.push(performance.now() - started);
+      }
+    }),
+  );
+  return { tally, latencies };
+}
+
 describe('grpc: errors never hold token text', () => {
   it('every rendering of every error a grpc call ends with is clean', { timeout: 60_000 }, async () => {
     const server = await startGrpcTokenServer({ issuer, audience: AUDIENCE });
@@ -167,35 +211,8 @@ describe('grpc: rotation storm', () => {
       },
     });
     defer(() => writer.stop());
-    const tls = credentials.createSsl(Buffer.from(server.ca!));
-    const clients = Array.from({ length: CHANNELS }, () => {
-      const { credentials: creds, interceptors } = withTokenSource(tls, source);
-      return new EchoClient(server.address, creds, { interceptors });
-    });
-    defer(() => clients.forEach((c) => c.close()));
-    await Promise.all(clients.map((c) => echo(c)));
-    server.reset();
-
-    const tally = { ok: 0, refused: 0, refusedSlow: 0, other: [] as string[] };
-    const end = performance.now() + DURATION;
-    await Promise.all(
-      Array.from({ length: CALLERS }, async (_, i) => {
-        while (performance.now() < end) {
-          await sleep(5 + Math.random() * 20);
-          const started = performance.now();
-          try {
-            await echo(clients[i % CHANNELS]!);
-            tally.ok += 1;
-          } catch (error) {
-            const code = (error as ServiceError).code;
-            if (code === status.UNAUTHENTICATED) {
-              tally.refused += 1;
-              if (performance.now() - started > EVERY) tally.refusedSlow += 1;
-            } else tally.other.push(String(code));
-          }
-        }
-      }),
-    );
+    const clients = await connectedClients(server, source);
+    const { tally } = await storm(clients, DURATION, () => 5 + Math.random() * 20, EVERY);
     await writer.stop();
     const revoked = server.log.filter((e) => e.reason === 'revoked').length;
     console.log(
@@ -243,37 +260,8 @@ describe('grpc: rotation storm', () => {
     });
     defer(() => writer.stop());
 
-    const tls = credentials.createSsl(Buffer.from(server.ca!));
-    const clients = Array.from({ length: CHANNELS }, () => {
-      const { credentials: creds, interceptors } = withTokenSource(tls, source);
-      return new EchoClient(server.address, creds, { interceptors });
-    });
-    defer(() => clients.forEach((c) => c.close()));
-    await Promise.all(clients.map((c) => echo(c))); // connected before the storm
-    server.reset();
-
-    const tally = { ok: 0, refused: 0, refusedSlow: 0, other: [] as string[] };
-    const latencies: number[] = [];
-    const end = performance.now() + STORM_MS;
-    await Promise.all(
-      Array.from({ length: CALLERS }, async (_, i) => {
-        while (performance.now() < end) {
-          await sleep(200 + Math.random() * 100);
-          const started = performance.now();
-          try {
-            await echo(clients[i % CHANNELS]!);
-            tally.ok += 1;
-          } catch (error) {
-            const code = (error as ServiceError).code;
-            if (code === status.UNAUTHENTICATED) {
-              tally.refused += 1;
-              if (performance.now() - started > REVOKE_AFTER_MS) tally.refusedSlow += 1;
-            } else tally.other.push(isTokenSourceError(error) ? error.code : String(code)); // codes only, never a message
-          }
-          latencies.push(performance.now() - started);
-        }
-      }),
-    );
+    const clients = await connectedClients(server, source);
+    const { tally, latencies } = await storm(clients, STORM_MS, () => 200 + Math.random() * 100, REVOKE_AFTER_MS);
     await writer.stop();
     const counts = server.counts;
     const revokedRefusals = server.log.filter((e) => e.reason === 'revoked').length;
