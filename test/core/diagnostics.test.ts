@@ -149,7 +149,7 @@ describe('diagnostics events from a FileTokenSource on real files', () => {
     expectNoTokenText(seen, [token]);
   });
 
-  it('publishes nothing and builds nothing for channels nobody listens to', async () => {
+  it('with one channel subscribed, only its events arrive; a source is named by its path by default', async () => {
     // Subscribed to one channel only: the others stay silent and hasSubscribers is false.
     const loaded: unknown[] = [];
     const listener = (message: unknown) => loaded.push(message);

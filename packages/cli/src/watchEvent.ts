@@ -1,18 +1,7 @@
-import {
-  DIAGNOSTICS_CHANNELS,
-  type DiagnosticsChannelName,
-  type ReadFailedMessage,
-  type ReadFinishedMessage,
-  type SourceClosedMessage,
-  type TokenExpiredMessage,
-  type TokenInvalidatedMessage,
-  type TokenLoadedMessage,
-  type TokenRefreshedMessage,
-  type TokenSourceStatus,
-  type UnauthorizedMessage,
-  type WatchFailedMessage,
-  type WatchRearmedMessage,
-} from '@podtoken/core';
+import { DIAGNOSTICS_CHANNELS, type DiagnosticsChannelName, type DiagnosticsMessages, type TokenSourceStatus } from '@podtoken/core';
+
+/** The message each of core's channels carries: core's own map, re-exported. */
+export type { DiagnosticsMessages };
 
 /**
  * What `JSON.stringify` makes of a value, as a type: every `Date` becomes its ISO 8601
@@ -29,20 +18,6 @@ export type JsonOf<T> = T extends Date
 
 /** The `event` of the line `podtoken watch --status-interval` prints: the CLI's own, not a channel. */
 export const WATCH_STATUS_EVENT = 'podtoken:status';
-
-/** The message each of core's channels carries (see `DIAGNOSTICS_CHANNELS` in `@podtoken/core`). */
-export interface DiagnosticsMessages {
-  'podtoken:token:loaded': TokenLoadedMessage;
-  'podtoken:token:refreshed': TokenRefreshedMessage;
-  'podtoken:token:expired': TokenExpiredMessage;
-  'podtoken:token:invalidated': TokenInvalidatedMessage;
-  'podtoken:read:finished': ReadFinishedMessage;
-  'podtoken:read:failed': ReadFailedMessage;
-  'podtoken:watch:failed': WatchFailedMessage;
-  'podtoken:watch:rearmed': WatchRearmedMessage;
-  'podtoken:request:unauthorized': UnauthorizedMessage;
-  'podtoken:source:closed': SourceClosedMessage;
-}
 
 /**
  * One line of `podtoken watch --json`: `event` is the channel's name, and the other fields

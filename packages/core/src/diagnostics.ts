@@ -177,18 +177,28 @@ export interface UnauthorizedMessage {
   readonly at: Date;
 }
 
-/** @internal A channel and whether anyone listens, for publishers. */
-export const channels = {
-  tokenLoaded: dc.channel(DIAGNOSTICS_CHANNELS.tokenLoaded),
-  tokenRefreshed: dc.channel(DIAGNOSTICS_CHANNELS.tokenRefreshed),
-  tokenExpired: dc.channel(DIAGNOSTICS_CHANNELS.tokenExpired),
-  tokenInvalidated: dc.channel(DIAGNOSTICS_CHANNELS.tokenInvalidated),
-  readFinished: dc.channel(DIAGNOSTICS_CHANNELS.readFinished),
-  readFailed: dc.channel(DIAGNOSTICS_CHANNELS.readFailed),
-  watchFailed: dc.channel(DIAGNOSTICS_CHANNELS.watchFailed),
-  watchRearmed: dc.channel(DIAGNOSTICS_CHANNELS.watchRearmed),
-  requestUnauthorized: dc.channel(DIAGNOSTICS_CHANNELS.requestUnauthorized),
-  sourceClosed: dc.channel(DIAGNOSTICS_CHANNELS.sourceClosed),
+/**
+ * The message each channel carries, by channel name: for typing a subscriber
+ * (`(message: DiagnosticsMessages['podtoken:read:failed']) => …`) or a table of handlers.
+ */
+export interface DiagnosticsMessages {
+  'podtoken:token:loaded': TokenLoadedMessage;
+  'podtoken:token:refreshed': TokenRefreshedMessage;
+  'podtoken:token:expired': TokenExpiredMessage;
+  'podtoken:token:invalidated': TokenInvalidatedMessage;
+  'podtoken:read:finished': ReadFinishedMessage;
+  'podtoken:read:failed': ReadFailedMessage;
+  'podtoken:watch:failed': WatchFailedMessage;
+  'podtoken:watch:rearmed': WatchRearmedMessage;
+  'podtoken:source:closed': SourceClosedMessage;
+  'podtoken:request:unauthorized': UnauthorizedMessage;
+}
+
+type Channel = ReturnType<typeof dc.channel>;
+
+/** @internal Each channel (held here, so its subscribers are never collected), for publishers. */
+export const channels = Object.fromEntries(Object.entries(DIAGNOSTICS_CHANNELS).map(([key, name]) => [key, dc.channel(name)])) as {
+  readonly [K in keyof typeof DIAGNOSTICS_CHANNELS]: Channel;
 };
 
 /** @internal A token's facts for a message: never its value. */

@@ -542,7 +542,7 @@ export class FileTokenSource implements TokenSource, AsyncDisposable {
         code: error.code,
         message: error.message,
         failures: this.#failedReads,
-        serving: this.#token !== undefined && Date.now() < this.#expiresAtMs,
+        serving: this.#token !== undefined && this.#lastErrorAt < this.#expiresAtMs,
         at: new Date(this.#lastErrorAt),
       });
     }

@@ -21,6 +21,7 @@ export type { ReadinessHandler, ReadinessReport, ReadinessEntry, ReadinessReques
 export { DIAGNOSTICS_CHANNELS } from './diagnostics.js';
 export type {
   DiagnosticsChannelName,
+  DiagnosticsMessages,
   SourceRef,
   ReadTrigger,
   TokenFacts,

@@ -4,6 +4,7 @@ import {
   type ReadFailedMessage,
   type ReadFinishedMessage,
   type StatusSource,
+  type StatusSourceCollection,
   type TokenExpiredMessage,
   type TokenInvalidatedMessage,
   type TokenLoadedMessage,
@@ -33,16 +34,14 @@ export interface InstrumentPodtokenOptions {
    * Without them (or for other sources), `podtoken.token.expires_in` and
    * `podtoken.token.age` come from the `exp` and `iat` of the last token each source
    * loaded after this call: a source that loaded its token before shows up at its next
-   * refresh, and a closed source keeps its series until its `exp` is long past.
+   * refresh; a closed source (`podtoken:source:closed`) is no longer observed, though with
+   * cumulative temporality the SDK keeps exporting the last value it saw.
    */
   sources?: StatusSource | Iterable<StatusSource> | SourceCollection;
 }
 
-/** A named collection of sources, as `createTokenSources()` returns. */
-export interface SourceCollection {
-  readonly names: readonly string[];
-  get(name: string): StatusSource;
-}
+/** A named collection of sources, as `createTokenSources()` returns (core's `StatusSourceCollection`). */
+export type SourceCollection = StatusSourceCollection;
 
 /** What {@link instrumentPodtoken} returns. */
 export interface PodtokenInstrumentation extends Disposable {
